@@ -1,0 +1,3 @@
+"""stegshield: hide sealed data in images, detect hidden data, encrypt images."""
+
+__version__ = "0.1.0"
