@@ -1,1 +1,1 @@
-"""stegshield.crypto."""
+"""Cryptographic recipes: Argon2id key derivation, AEAD sealing, container format."""

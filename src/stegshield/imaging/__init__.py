@@ -1,1 +1,27 @@
-"""stegshield.imaging."""
+"""Safe image loading and lossless, atomic saving."""
+
+from .io import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    LoadedImage,
+    OutputExistsError,
+    atomic_write,
+    encode_image,
+    open_image,
+    output_format,
+    same_file,
+    save_image,
+)
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageError",
+    "LoadedImage",
+    "OutputExistsError",
+    "atomic_write",
+    "encode_image",
+    "open_image",
+    "output_format",
+    "same_file",
+    "save_image",
+]

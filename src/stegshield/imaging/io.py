@@ -1,0 +1,192 @@
+"""Safe image loading and saving.
+
+Loading refuses what cannot be carried without loss (palette, 16-bit, multi-frame images),
+bounds the pixel count before decoding (decompression bombs) and turns every decoder failure
+into one :class:`ImageError`. Saving writes only lossless formats, atomically, and never
+replaces an existing file unless asked to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .png import encode_png
+
+#: Default limit on width × height; raise it with ``max_pixels`` / ``--max-pixels``.
+DEFAULT_MAX_PIXELS = 64_000_000
+
+Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
+
+LOSSLESS_EXTENSIONS = {
+    ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
+    ".pgm": "PPM", ".ppm": "PPM", ".pnm": "PPM", ".webp": "WEBP",
+}
+LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".jp2", ".j2k", ".heic", ".avif"}
+_CARRIER_MODES = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
+
+
+class ImageError(Exception):
+    """An image could not be read or written; the message is one line for the user."""
+
+
+class OutputExistsError(ImageError):
+    """The output exists and ``force`` was not given."""
+
+
+@dataclass
+class LoadedImage:
+    """Decoded pixels (uint8 HxW or HxWxC) with their mode and source format."""
+
+    pixels: np.ndarray
+    mode: str
+    format: str
+
+    @property
+    def carrier_channels(self) -> int:
+        """Channels that may carry data (alpha never does)."""
+        return _CARRIER_MODES[self.mode]
+
+    @property
+    def lossy_source(self) -> bool:
+        return self.format in {"JPEG", "MPO"}
+
+
+def _refusal(img: Image.Image) -> str | None:
+    mode = img.mode
+    if getattr(img, "n_frames", 1) > 1:
+        return "animated / multi-frame images are not supported (extract one frame first)"
+    if mode in {"P", "PA"}:
+        return ("palette images are not supported: hiding in them needs palette-aware "
+                "embedding; convert to RGB first (the change of type may itself look suspicious)")
+    if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
+        return "16-bit and floating-point images are not supported yet (8 bits per channel only)"
+    if mode == "1":
+        return "1-bit (bilevel) images cannot carry ±1 changes"
+    if mode not in {"L", "LA", "RGB", "RGBA"}:
+        return f"image mode {mode} is not supported (use grayscale, RGB or RGBA)"
+    return None
+
+
+def open_image(source: str | os.PathLike[str] | bytes,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode an image file (or bytes) into a :class:`LoadedImage`, or raise :class:`ImageError`."""
+    label = "<bytes>" if isinstance(source, bytes) else str(source)
+    try:
+        fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot open: {exc.strerror or exc}") from exc
+    with fp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            img = Image.open(fp)
+        except Exception as exc:
+            raise ImageError(f"{label}: not a recognised image file") from exc
+        with img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(f"{label}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
+                                 f"{max_pixels:,} (raise it with --max-pixels)")
+            reason = _refusal(img)
+            if reason:
+                raise ImageError(f"{label}: {reason}")
+            try:
+                img.load()
+                arr = np.asarray(img)
+            except Exception as exc:
+                raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
+            fmt, mode = img.format or "?", img.mode
+    if arr.dtype != np.uint8:
+        raise ImageError(f"{label}: unsupported sample type {arr.dtype}")
+    return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt)
+
+
+def output_format(path: str | os.PathLike[str], mode: str) -> str:
+    """The lossless format for ``path``'s extension, or raise :class:`ImageError`."""
+    ext = Path(path).suffix.lower()
+    if ext in LOSSY_EXTENSIONS:
+        raise ImageError(f"{path}: {ext} is a lossy (or palette) format and would destroy the "
+                         "hidden data; write .png, .bmp, .tiff, .webp (lossless) or .pgm/.ppm")
+    fmt = LOSSLESS_EXTENSIONS.get(ext)
+    if fmt is None:
+        raise ImageError(f"{path}: unknown output extension {ext or '(none)'}; use .png, .bmp, "
+                         ".tiff, .webp, .pgm or .ppm")
+    if fmt == "PPM" and mode not in {"L", "RGB"}:
+        raise ImageError(f"{path}: PGM/PPM cannot store an alpha channel; use .png")
+    if fmt == "PPM" and ext == ".pgm" and mode != "L":
+        raise ImageError(f"{path}: .pgm is grayscale only; use .ppm or .png for colour")
+    if fmt == "PPM" and ext == ".ppm" and mode != "RGB":
+        raise ImageError(f"{path}: .ppm is for colour; use .pgm or .png for grayscale")
+    return fmt
+
+
+def encode_image(pixels: np.ndarray, mode: str, fmt: str) -> bytes:
+    """Encode pixels losslessly in ``fmt`` (PNG, BMP, TIFF, PPM, WEBP)."""
+    if fmt == "PNG":
+        return encode_png(pixels)
+    buf = io.BytesIO()
+    img = Image.fromarray(pixels, mode=mode) if pixels.ndim == 3 else Image.fromarray(pixels)
+    if img.mode != mode:
+        img = img.convert(mode)
+    kwargs: dict[str, object] = {}
+    if fmt == "WEBP":
+        kwargs = {"lossless": True, "exact": True, "quality": 100, "method": 0}
+    elif fmt == "TIFF":
+        kwargs = {"compression": "tiff_adobe_deflate"}
+    img.save(buf, fmt, **kwargs)
+    return buf.getvalue()
+
+
+def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically; never replace an existing file unless ``force``."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise ImageError(f"{path}: directory {directory} does not exist")
+    if target.exists() and not force:
+        raise OutputExistsError(f"{path}: already exists (use --force to replace it)")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        if force:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)  # fails if the target appeared meanwhile: no clobbering
+            except FileExistsError as exc:
+                raise OutputExistsError(f"{path}: already exists (use --force)") from exc
+            except OSError:
+                if target.exists():
+                    raise OutputExistsError(f"{path}: already exists (use --force)") from None
+                os.replace(tmp, target)  # filesystems without hard links
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when both paths name the same existing file."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def save_image(path: str | os.PathLike[str], pixels: np.ndarray, mode: str,
+               force: bool = False) -> None:
+    """Save ``pixels`` losslessly to ``path`` (format from the extension), atomically."""
+    fmt = output_format(path, mode)
+    if Path(path).exists() and not force:
+        raise OutputExistsError(f"{path}: already exists (use --force to replace it)")
+    atomic_write(path, encode_image(pixels, mode, fmt), force=force)

@@ -1,0 +1,59 @@
+"""A fast, dependency-free PNG writer for 8-bit L, LA, RGB and RGBA arrays.
+
+Pillow's PNG writer spends seconds on a 12-megapixel photo at its default settings. Here the
+rows use the PNG "Sub" filter (vectorised with numpy) and the deflate stream is compressed in
+independent chunks on several threads (zlib releases the GIL), joined as pigz does: every chunk
+but the last ends with a sync flush, so the concatenation is one valid deflate stream
+(RFC 1950/1951, PNG specification ISO/IEC 15948).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+_COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
+_CHUNK = 4 << 20
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def _deflate_piece(args: tuple[bytes, bool, int]) -> bytes:
+    data, last, level = args
+    c = zlib.compressobj(level, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH)
+
+
+def _zlib_parallel(raw: bytes, level: int, threads: int) -> bytes:
+    pieces = [raw[i:i + _CHUNK] for i in range(0, len(raw), _CHUNK)] or [b""]
+    jobs = [(p, i == len(pieces) - 1, level) for i, p in enumerate(pieces)]
+    if threads > 1 and len(pieces) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            parts = list(pool.map(_deflate_piece, jobs))
+    else:
+        parts = [_deflate_piece(j) for j in jobs]
+    return b"\x78\x01" + b"".join(parts) + struct.pack(">I", zlib.adler32(raw))
+
+
+def encode_png(pixels: np.ndarray, level: int = 1, threads: int = 2) -> bytes:
+    """Encode an 8-bit HxW or HxWxC (C in 1..4) array as PNG bytes."""
+    if pixels.dtype != np.uint8:
+        raise ValueError("encode_png needs uint8 pixels")
+    arr = pixels if pixels.ndim == 3 else pixels[:, :, None]
+    h, w, c = arr.shape
+    if c not in _COLOR_TYPE or h < 1 or w < 1:
+        raise ValueError(f"cannot encode array of shape {pixels.shape} as PNG")
+    rows = np.ascontiguousarray(arr).reshape(h, w * c)
+    raw = np.empty((h, w * c + 1), dtype=np.uint8)
+    raw[:, 0] = 1  # filter type Sub
+    raw[:, 1:c + 1] = rows[:, :c]
+    np.subtract(rows[:, c:], rows[:, :-c], out=raw[:, c + 1:])  # wraps mod 256 as PNG wants
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, _COLOR_TYPE[c], 0, 0, 0)
+    idat = _zlib_parallel(raw.tobytes(), level, threads)
+    head = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr)
+    return head + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")

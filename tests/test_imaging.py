@@ -1,0 +1,102 @@
+"""Safe loading and lossless, atomic, no-clobber saving."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imagegen import natural_like
+from stegshield.imaging import (
+    ImageError,
+    OutputExistsError,
+    atomic_write,
+    open_image,
+    save_image,
+)
+from stegshield.imaging.png import encode_png
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (40, 33, 2), (31, 17, 3), (16, 64, 4)])
+def test_png_writer_is_lossless(shape: tuple[int, ...]) -> None:
+    a = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    b = np.asarray(Image.open(io.BytesIO(encode_png(a))))
+    assert np.array_equal(a, b)
+
+
+def test_png_writer_multichunk() -> None:
+    a = natural_like(1200, 1500, 3)  # > one 4 MiB deflate chunk
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(encode_png(a)))), a)
+
+
+@pytest.mark.parametrize("ext,mode", [(".png", "L"), (".png", "RGBA"), (".bmp", "RGB"),
+                                      (".tiff", "RGBA"), (".pgm", "L"), (".ppm", "RGB"),
+                                      (".webp", "RGB"), (".webp", "RGBA"), (".png", "LA")])
+def test_lossless_save_round_trip(tmp_path: Path, ext: str, mode: str) -> None:
+    channels = {"L": 0, "LA": 2, "RGB": 3, "RGBA": 4}[mode]
+    a = natural_like(24, 40, channels)
+    if mode in {"RGBA", "LA"}:
+        a[..., -1] = np.linspace(0, 255, 40).astype(np.uint8)[None, :]  # includes alpha 0
+    path = tmp_path / f"x{ext}"
+    save_image(path, a, mode)
+    img = open_image(path)
+    assert img.mode == mode and np.array_equal(img.pixels, a)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".jpeg", ".gif"])
+def test_lossy_output_refused(tmp_path: Path, ext: str) -> None:
+    with pytest.raises(ImageError, match="lossy"):
+        save_image(tmp_path / f"x{ext}", natural_like(8, 8), "L")
+    assert not list(tmp_path.iterdir())
+
+
+def test_no_clobber_and_atomic(tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(b"precious")
+    with pytest.raises(OutputExistsError):
+        save_image(path, natural_like(8, 8), "L")
+    assert path.read_bytes() == b"precious"
+    save_image(path, natural_like(8, 8), "L", force=True)
+    assert open_image(path).pixels.shape == (8, 8)
+    atomic_write(tmp_path / "b.bin", b"x")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_refusals(tmp_path: Path) -> None:
+    pal = tmp_path / "p.png"
+    Image.fromarray(natural_like(8, 8, 3)).convert("P").save(pal)
+    with pytest.raises(ImageError, match="palette"):
+        open_image(pal)
+    deep = tmp_path / "d.png"
+    Image.fromarray(np.zeros((8, 8), np.uint16) + 1000).save(deep)
+    with pytest.raises(ImageError, match="16-bit"):
+        open_image(deep)
+    anim = tmp_path / "a.gif"
+    frames = [Image.fromarray(natural_like(8, 8, seed=i)) for i in range(2)]
+    frames[0].save(anim, save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match="multi-frame"):
+        open_image(anim)
+    junk = tmp_path / "j.png"
+    junk.write_bytes(b"not an image at all")
+    with pytest.raises(ImageError, match="not a recognised image"):
+        open_image(junk)
+    good = tmp_path / "g.png"
+    save_image(good, natural_like(64, 64, 3), "RGB")
+    trunc = tmp_path / "t.png"
+    trunc.write_bytes(good.read_bytes()[:600])
+    with pytest.raises(ImageError, match="corrupt or truncated"):
+        open_image(trunc)
+    with pytest.raises(ImageError, match="exceeds the limit"):
+        open_image(good, max_pixels=64 * 63)
+    with pytest.raises(ImageError, match="cannot open"):
+        open_image(tmp_path / "missing.png")
+
+
+def test_jpeg_cover_decodes_and_is_marked_lossy(tmp_path: Path) -> None:
+    path = tmp_path / "c.jpg"
+    Image.fromarray(natural_like(32, 32, 3)).save(path, quality=90)
+    img = open_image(path)
+    assert img.mode == "RGB" and img.lossy_source
