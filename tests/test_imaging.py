@@ -46,6 +46,15 @@ def test_lossless_save_round_trip(tmp_path: Path, ext: str, mode: str) -> None:
     assert img.mode == mode and np.array_equal(img.pixels, a)
 
 
+def test_formats_that_would_lose_channels_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="grayscale"):
+        save_image(tmp_path / "g.webp", natural_like(8, 8), "L")
+    with pytest.raises(ImageError, match="alpha"):
+        save_image(tmp_path / "a.bmp", natural_like(8, 8, 4), "RGBA")
+    with pytest.raises(ImageError, match="alpha"):
+        save_image(tmp_path / "a.ppm", natural_like(8, 8, 4), "RGBA")
+
+
 @pytest.mark.parametrize("ext", [".jpg", ".jpeg", ".gif"])
 def test_lossy_output_refused(tmp_path: Path, ext: str) -> None:
     with pytest.raises(ImageError, match="lossy"):

@@ -119,6 +119,11 @@ def output_format(path: str | os.PathLike[str], mode: str) -> str:
     if fmt is None:
         raise ImageError(f"{path}: unknown output extension {ext or '(none)'}; use .png, .bmp, "
                          ".tiff, .webp, .pgm or .ppm")
+    if fmt == "BMP" and mode in {"LA", "RGBA"}:
+        raise ImageError(f"{path}: BMP readers drop the alpha channel; use .png or .tiff")
+    if fmt == "WEBP" and mode in {"L", "LA"}:
+        raise ImageError(f"{path}: WebP has no grayscale mode (it would be stored as colour "
+                         "and the data lost); use .png")
     if fmt == "PPM" and mode not in {"L", "RGB"}:
         raise ImageError(f"{path}: PGM/PPM cannot store an alpha channel; use .png")
     if fmt == "PPM" and ext == ".pgm" and mode != "L":

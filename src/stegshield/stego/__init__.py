@@ -1,1 +1,1 @@
-"""stegshield.stego."""
+"""Steganography: cost maps (``costs``), coders (``stc``), positions, and hide/reveal."""

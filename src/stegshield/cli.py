@@ -1,0 +1,215 @@
+"""Command-line interface (thin: parsing, messages and exit codes only).
+
+Exit codes follow scanner conventions: 0 success / clean, 1 nothing found or integrity failure
+(or, for scans, something found), 2 error (bad input, usage, I/O).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from . import __version__
+from .crypto.container import Payload
+from .imaging import DEFAULT_MAX_PIXELS, ImageError, atomic_write, open_image
+from .stego.errors import (
+    DEFAULT_RATE,
+    MAX_RATE,
+    IntegrityError,
+    NoHiddenDataError,
+    StegoError,
+)
+
+EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+#: Cost functions offered by ``hide --cost`` (kept here so ``--help`` needs no numba import).
+COST_NAMES = ("hill", "suniward", "wow")
+PASSWORD_ENV = "STEGSHIELD_PASSWORD"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """Print a one-line error and exit with ``code``."""
+    click.echo(f"stegshield: error: {message}", err=True)
+    sys.exit(code)
+
+
+def warn(message: str) -> None:
+    click.echo(f"stegshield: warning: {message}", err=True)
+
+
+def handle_errors(fn: F) -> F:
+    """Map library exceptions to one-line messages and exit codes."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (NoHiddenDataError, IntegrityError) as exc:
+            fail(str(exc), EXIT_FOUND)
+        except (StegoError, ImageError) as exc:
+            fail(str(exc))
+        except OSError as exc:
+            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        except MemoryError:
+            fail("out of memory (lower --max-pixels or use a smaller image)")
+
+    return wrapper  # type: ignore[return-value]
+
+
+def stdout_is_terminal() -> bool:
+    """Whether stdout is a terminal (binary payloads are never dumped onto one)."""
+    return sys.stdout.isatty()
+
+
+def get_password(option: str | None, confirm: bool, stdin_busy: bool = False) -> bytes:
+    """--password, then $STEGSHIELD_PASSWORD, then an interactive prompt (never echoed)."""
+    password = option if option is not None else os.environ.get(PASSWORD_ENV)
+    if password is None:
+        if stdin_busy or not sys.stdin.isatty():
+            fail(f"no password: give --password, set {PASSWORD_ENV}, or run in a terminal")
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=confirm,
+                                err=True)
+    if not password:
+        fail("the password must not be empty")
+    return password.encode("utf-8")
+
+
+password_option = click.option(
+    "--password", "-p", metavar="P", default=None,
+    help=f"Password (else ${PASSWORD_ENV}, else a prompt). Visible to other users in the "
+    "process list: prefer the environment variable or the prompt.")
+max_pixels_option = click.option(
+    "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+    help="Refuse images with more pixels than this (decompression-bomb guard).")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="stegshield")
+def main() -> None:
+    """stegshield: hide sealed data in images, and find data hidden in them.
+
+    \b
+    Hide a message:     stegshield hide photo.png -o stego.png --message "meet at 6"
+    Get it back:        stegshield reveal stego.png
+    How much fits:      stegshield capacity photo.png
+    """
+
+
+@main.command()
+@click.argument("cover", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Stego image to write (.png, .bmp, .tiff, .webp lossless, .pgm/.ppm).")
+@click.option("--file", "-f", "payload_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="File to hide.")
+@click.option("--message", "-m", help="Text message to hide.")
+@password_option
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True, max=MAX_RATE),
+              default=DEFAULT_RATE, show_default=True,
+              help=f"Payload limit in bits per carrier sample (max {MAX_RATE}). Higher rates are "
+              "easier to detect.")
+@click.option("--cost", type=click.Choice(COST_NAMES), default="hill", show_default=True,
+              help="Content-adaptive cost function deciding where changes go.")
+@click.option("--no-compress", is_flag=True, help="Do not compress the payload before sealing.")
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
+@max_pixels_option
+@handle_errors
+def hide(cover: Path, output: Path, payload_file: Path | None, message: str | None,
+         password: str | None, rate: float, cost: str, no_compress: bool, force: bool,
+         quiet: bool, max_pixels: int) -> None:
+    """Hide a file, a message or stdin in COVER, sealed with a password.
+
+    The payload is encrypted and authenticated (Argon2id + ChaCha20-Poly1305), then embedded
+    with ±1 changes placed by a content-adaptive cost and syndrome-trellis codes.
+    """
+    if payload_file is not None and message is not None:
+        fail("give either --file or --message, not both")
+    stdin_busy = False
+    if payload_file is not None:
+        payload = Payload(payload_file.read_bytes(), is_text=False, name=payload_file.name)
+    elif message is not None:
+        payload = Payload(message.encode("utf-8"), is_text=True)
+    elif not sys.stdin.isatty():
+        payload, stdin_busy = Payload(sys.stdin.buffer.read(), is_text=False), True
+    else:
+        fail("nothing to hide: give --file, --message, or pipe data on stdin")
+    if rate > DEFAULT_RATE:
+        warn(f"rate {rate:g} is above the default {DEFAULT_RATE:g}: the stego image is easier "
+             "to detect")
+    cover_info = open_image(cover, max_pixels)
+    if cover_info.lossy_source:
+        warn("the cover was JPEG-compressed: a decompressed JPEG with ±1 changes can be "
+             "detected by JPEG-compatibility analysis; prefer never-compressed covers")
+    pw = get_password(password, confirm=True, stdin_busy=stdin_busy)
+    from .stego import api
+
+    report = api.hide(cover, output, payload, pw, rate=rate, cost=cost, force=force,
+                      max_pixels=max_pixels, compress=not no_compress)
+    if not quiet:
+        click.echo(
+            f"hid {report.payload_bytes:,} bytes in {output} ({report.embedded_bytes:,} sealed "
+            f"bytes, rate {report.rate:.4f} bits/sample, {report.changes:,} of "
+            f"{report.carrier_samples:,} samples changed by ±1, cost {report.cost})", err=True)
+
+
+@main.command()
+@click.argument("stego", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the payload here (default: text to stdout).")
+@password_option
+@click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@max_pixels_option
+@handle_errors
+def reveal(stego: Path, output: Path | None, password: str | None, force: bool,
+           max_pixels: int) -> None:
+    """Recover the payload hidden in STEGO. Exit 1 if nothing is found for the password."""
+    if output is not None and output.exists() and not force:
+        fail(f"{output}: already exists (use --force to replace it)")
+    open_image(stego, max_pixels)  # bad input -> exit 2 before asking for a password
+    pw = get_password(password, confirm=False)
+    from .stego import api
+
+    payload = api.reveal(stego, pw, max_pixels=max_pixels)
+    if output is not None:
+        atomic_write(output, payload.data, force=force)
+        click.echo(f"revealed {len(payload.data):,} bytes to {output}", err=True)
+    elif payload.is_text:
+        click.echo(payload.data.decode("utf-8", errors="replace"))
+    elif stdout_is_terminal():
+        name = f" ({payload.name})" if payload.name else ""
+        fail(f"the hidden payload is a binary file{name}: write it with -o FILE")
+    else:
+        sys.stdout.buffer.write(payload.data)
+        sys.stdout.buffer.flush()
+
+
+@main.command()
+@click.argument("cover", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@max_pixels_option
+@handle_errors
+def capacity(cover: Path, as_json: bool, max_pixels: int) -> None:
+    """Bytes that fit in COVER at the default and at the maximum rate."""
+    from .stego import api
+
+    cap = api.capacity(cover, max_pixels)
+    if as_json:
+        click.echo(json.dumps(cap.__dict__))
+        return
+    click.echo(f"{cover}: {cap.width}x{cap.height} {cap.mode}, {cap.carrier_samples:,} carrier "
+               "samples")
+    click.echo(f"  default rate {cap.default_rate:g} bits/sample: {cap.default_bytes:,} bytes")
+    click.echo(f"  maximum rate {cap.max_rate:g} bits/sample: {cap.max_bytes:,} bytes "
+               "(easier to detect)")
+    click.echo("  (before compression; a file name is stored too and uses its length)")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,211 @@
+"""Hide and reveal sealed payloads in pixel arrays (pure functions; file I/O lives in ``api``).
+
+Pipeline (hide): seal the payload (Argon2id + ChaCha20-Poly1305, ``stegshield.crypto``) ->
+derive embedding positions from the password (keyed permutation, ``positions``) -> compute a
+content-adaptive cost map (HILL by default, ``costs``) -> code the header and the body with
+syndrome-trellis codes (``stc``) so that few, low-cost samples change -> apply each change as
+±1 (LSB matching; the sign is key-derived, never LSB replacement).
+
+The receiver recomputes the positions from the password and the image shape, reads the fixed
+header (salt + sealed length), derives the key, then reads and opens the body.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..crypto.aead import AuthenticationError
+from ..crypto.container import (
+    HEADER_BYTES,
+    RECORD_OVERHEAD,
+    ContainerError,
+    Payload,
+    open_body,
+    open_header,
+    seal_payload,
+)
+from ..crypto.kdf import DEFAULT_KDF, KdfParams, derive_key, domain_salt, subkey
+from .costs import COSTS
+from .errors import (
+    DEFAULT_RATE,
+    MAX_RATE,
+    ImageTooSmallError,
+    IntegrityError,
+    NoHiddenDataError,
+    PayloadTooLargeError,
+    StegoError,
+)
+from .positions import keyed_bits, permuted_indices
+from .stc import stc_embed, stc_extract
+
+#: Constraint height of the syndrome-trellis code (2^h trellis states).
+STC_HEIGHT = 7
+#: Widest STC block: at most this many samples per message bit are visited, so that work grows
+#: with the payload rather than with the image.
+MAX_WIDTH = 24
+HEADER_BITS = HEADER_BYTES * 8
+_CARRIERS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
+
+
+@dataclass(frozen=True)
+class HideReport:
+    """What ``hide`` did, for the user and for benchmarks."""
+
+    payload_bytes: int
+    embedded_bytes: int
+    carrier_samples: int
+    samples_visited: int
+    changes: int
+    rate: float
+    cost: str
+
+    @property
+    def change_rate(self) -> float:
+        """Changed samples per visited sample."""
+        return self.changes / max(1, self.samples_visited)
+
+
+def carrier_count(shape: tuple[int, ...], mode: str) -> int:
+    """Number of samples that can carry data (alpha excluded)."""
+    if mode not in _CARRIERS:
+        raise StegoError(f"unsupported image mode {mode}")
+    return int(shape[0]) * int(shape[1]) * _CARRIERS[mode]
+
+
+def header_span(n: int) -> int:
+    """Samples reserved for the header in an image with ``n`` carrier samples."""
+    return min(HEADER_BITS * MAX_WIDTH, max(HEADER_BITS * 2, n // 8))
+
+
+def capacity_bytes(n: int, rate: float = DEFAULT_RATE) -> int:
+    """Largest payload (bytes, before compression, no file name) that fits at ``rate``."""
+    if not 0 < rate <= MAX_RATE:
+        raise StegoError(f"rate must be in (0, {MAX_RATE}] bits per sample")
+    if header_span(n) * 2 > n:
+        return 0
+    body_bits = min(int(rate * n) - HEADER_BITS, n - header_span(n))
+    return max(0, body_bits // 8 - RECORD_OVERHEAD)
+
+
+def _carrier_view(pixels: np.ndarray, mode: str) -> np.ndarray:
+    if mode in {"L"}:
+        return pixels if pixels.ndim == 2 else pixels[..., 0]
+    if mode == "LA":
+        return pixels[..., 0]
+    return pixels[..., :3]
+
+
+def _flat_carrier(pixels: np.ndarray, mode: str) -> np.ndarray:
+    return np.ascontiguousarray(_carrier_view(pixels, mode)).reshape(-1)
+
+
+def _cost_map(pixels: np.ndarray, mode: str, cost: str) -> np.ndarray:
+    fn = COSTS[cost]
+    view = _carrier_view(pixels, mode)
+    if view.ndim == 2:
+        return np.asarray(fn(view), dtype=np.float64).reshape(-1)
+    with ThreadPoolExecutor(max_workers=min(3, view.shape[2])) as pool:
+        maps = list(pool.map(lambda c: np.asarray(fn(view[..., c]), np.float64),
+                             range(view.shape[2])))
+    return np.stack(maps, axis=-1).reshape(-1)
+
+
+def _bits(data: bytes) -> np.ndarray:
+    return np.unpackbits(np.frombuffer(data, dtype=np.uint8))
+
+
+def _position_key(password: bytes, shape: tuple[int, ...], mode: str, kdf: KdfParams) -> bytes:
+    n = carrier_count(shape, mode)
+    return derive_key(password, domain_salt("positions/v1", shape[0], shape[1], n), kdf)
+
+
+def _embed_segment(flat: np.ndarray, costs: np.ndarray, pos: np.ndarray, bits: np.ndarray,
+                   sign_key: bytes) -> int:
+    cover = flat[pos]
+    stego_bits = stc_embed((cover & 1).astype(np.uint8), costs, bits, h=STC_HEIGHT)
+    changed = np.nonzero(stego_bits != (cover & 1))[0]
+    vals = cover[changed].astype(np.int16)
+    step = np.where(keyed_bits(sign_key, pos[changed]) == 1, 1, -1).astype(np.int16)
+    step[vals == 0] = 1
+    step[vals == 255] = -1
+    flat[pos[changed]] = (vals + step).astype(np.uint8)
+    return int(changed.size)
+
+
+def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes, *,
+               rate: float = DEFAULT_RATE, cost: str = "hill", kdf: KdfParams = DEFAULT_KDF,
+               compress: bool = True) -> tuple[np.ndarray, HideReport]:
+    """Return a copy of ``pixels`` carrying ``payload`` sealed under ``password``."""
+    if cost not in COSTS:
+        raise StegoError(f"unknown cost function {cost!r}; choose from {', '.join(COSTS)}")
+    if pixels.dtype != np.uint8:
+        raise StegoError("only 8-bit images can carry data")
+    n = carrier_count(pixels.shape, mode)
+    cap = capacity_bytes(n, rate)
+    n_head = header_span(n)
+    if n_head * 2 > n:
+        raise ImageTooSmallError(f"image too small: {n} carrier samples, need at least "
+                                 f"{HEADER_BITS * 4}")
+    # The two Argon2id derivations (argon2-cffi releases the GIL) overlap the cost map.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        sealed_job = pool.submit(seal_payload, payload, password, kdf, compress)
+        pos_key_job = pool.submit(_position_key, password, pixels.shape, mode, kdf)
+        cost_map = _cost_map(pixels, mode, cost)
+        sealed, pos_key = sealed_job.result(), pos_key_job.result()
+    if len(sealed.body) - RECORD_OVERHEAD > cap:
+        raise PayloadTooLargeError(len(sealed.body) - RECORD_OVERHEAD, cap, rate)
+    m_body = 8 * len(sealed.body)
+    n_body = min(n - n_head, m_body * MAX_WIDTH)
+    pos = permuted_indices(pos_key, n, n_head + n_body)
+    out = np.array(pixels, copy=True)
+    flat = _flat_carrier(out, mode)
+    costs = cost_map[pos]
+    sign_key = subkey(pos_key, "sign")
+    changes = _embed_segment(flat, costs[:n_head], pos[:n_head], _bits(sealed.header), sign_key)
+    changes += _embed_segment(flat, costs[n_head:], pos[n_head:], _bits(sealed.body), sign_key)
+    view = _carrier_view(out, mode)
+    view[...] = flat.reshape(view.shape)
+    report = HideReport(
+        payload_bytes=len(payload.data),
+        embedded_bytes=HEADER_BYTES + len(sealed.body),
+        carrier_samples=n,
+        samples_visited=n_head + n_body,
+        changes=changes,
+        rate=(HEADER_BITS + m_body) / n,
+        cost=cost,
+    )
+    return out, report
+
+
+def reveal_array(pixels: np.ndarray, mode: str, password: bytes, *,
+                 kdf: KdfParams = DEFAULT_KDF) -> Payload:
+    """Recover the payload hidden by :func:`hide_array` under ``password``."""
+    n = carrier_count(pixels.shape, mode)
+    n_head = header_span(n)
+    if n_head * 2 > n:
+        raise NoHiddenDataError("image too small to hold hidden data")
+    pos_key = _position_key(password, pixels.shape, mode, kdf)
+    flat = _flat_carrier(pixels, mode)
+    head_pos = permuted_indices(pos_key, n, n_head)
+    header = np.packbits(stc_extract((flat[head_pos] & 1).astype(np.uint8), HEADER_BITS,
+                                     h=STC_HEIGHT)).tobytes()
+    try:
+        key, body_len = open_header(header, password, kdf)
+    except AuthenticationError:
+        raise NoHiddenDataError("no hidden data found for this password (wrong password, "
+                                "no hidden data, or the image was altered)") from None
+    m_body = 8 * body_len
+    if body_len < RECORD_OVERHEAD or m_body > n - n_head:
+        raise IntegrityError("integrity failure: the hidden header is inconsistent")
+    n_body = min(n - n_head, m_body * MAX_WIDTH)
+    body_pos = permuted_indices(pos_key, n, n_body, start=n_head)
+    body = np.packbits(stc_extract((flat[body_pos] & 1).astype(np.uint8), m_body,
+                                   h=STC_HEIGHT)).tobytes()
+    try:
+        return open_body(key, body)
+    except (AuthenticationError, ContainerError):
+        raise IntegrityError("integrity failure: hidden data was found but the image was "
+                             "altered after hiding (authentication failed)") from None

@@ -1,0 +1,208 @@
+"""Command-line behaviour users rely on: exit codes, messages, password sources, no clobbering."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from imagegen import natural_like
+from PIL import Image
+
+from stegshield import __version__
+from stegshield.cli import main
+
+PW = "s3cret pass"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def cover(tmp_path: Path, sample_paths: list[Path]) -> Path:
+    dst = tmp_path / "cover.png"
+    shutil.copy(sample_paths[0], dst)
+    return dst
+
+
+def test_console_script_version_and_help() -> None:
+    exe = Path(sys.executable).parent / "stegshield"
+    out = subprocess.run([str(exe), "--version"], capture_output=True, text=True, check=True)
+    assert __version__ in out.stdout
+    helptext = subprocess.run([str(exe), "--help"], capture_output=True, text=True).stdout
+    for cmd in ("hide", "reveal", "capacity"):
+        assert cmd in helptext
+
+
+def test_message_round_trip_with_password_option(runner: CliRunner, cover: Path,
+                                                 tmp_path: Path) -> None:
+    out = tmp_path / "stego.png"
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(out), "-m", "meet at 6 ⚑",
+                             "--password", PW])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["reveal", str(out), "--password", PW])
+    assert r.exit_code == 0 and r.stdout.strip() == "meet at 6 ⚑"
+
+
+def test_password_from_environment(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
+    out = tmp_path / "stego.png"
+    env = {"STEGSHIELD_PASSWORD": PW}
+    assert runner.invoke(main, ["hide", str(cover), "-o", str(out), "-m", "env"],
+                         env=env).exit_code == 0
+    r = runner.invoke(main, ["reveal", str(out)], env=env)
+    assert r.exit_code == 0 and r.stdout.strip() == "env"
+    # --password takes precedence over the environment
+    r = runner.invoke(main, ["reveal", str(out), "--password", "other"], env=env)
+    assert r.exit_code == 1
+
+
+def test_password_prompt_is_used_when_interactive(cover: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import stegshield.cli as cli
+
+    asked: list[bool] = []
+
+    def fake_prompt(text: str, hide_input: bool, confirmation_prompt: bool, err: bool) -> str:
+        asked.append(hide_input)
+        return PW
+
+    monkeypatch.setattr(cli.click, "prompt", fake_prompt)
+    monkeypatch.setattr(cli.sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.delenv("STEGSHIELD_PASSWORD", raising=False)
+    assert cli.get_password(None, confirm=True) == PW.encode()
+    assert asked == [True]  # never echoed
+
+
+def test_file_and_stdin_payloads(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.bin"
+    data = np.random.default_rng(0).bytes(700)
+    secret.write_bytes(data)
+    out = tmp_path / "s.png"
+    assert runner.invoke(main, ["hide", str(cover), "-o", str(out), "-f", str(secret), "-p",
+                                PW]).exit_code == 0
+    dest = tmp_path / "got.bin"
+    r = runner.invoke(main, ["reveal", str(out), "-o", str(dest), "-p", PW])
+    assert r.exit_code == 0 and dest.read_bytes() == data
+    out2 = tmp_path / "s2.png"
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(out2), "-p", PW], input=b"piped\x00")
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(main, ["reveal", str(out2), "-p", PW])
+    assert r.exit_code == 0 and r.stdout_bytes == b"piped\x00"
+
+
+def test_wrong_password_exit_1_and_no_output(runner: CliRunner, cover: Path,
+                                             tmp_path: Path) -> None:
+    out = tmp_path / "s.png"
+    runner.invoke(main, ["hide", str(cover), "-o", str(out), "-m", "x", "-p", PW])
+    dest = tmp_path / "never.txt"
+    r = runner.invoke(main, ["reveal", str(out), "-o", str(dest), "-p", "wrong"])
+    assert r.exit_code == 1
+    assert "no hidden data" in r.stderr and r.stderr.count("\n") == 1
+    assert not dest.exists()
+    r = runner.invoke(main, ["reveal", str(cover), "-p", PW])  # never hidden anything
+    assert r.exit_code == 1
+
+
+def test_tampered_stego_reports_integrity_failure(runner: CliRunner, cover: Path,
+                                                  tmp_path: Path) -> None:
+    out = tmp_path / "s.png"
+    runner.invoke(main, ["hide", str(cover), "-o", str(out), "-m", "y" * 2000, "-p", PW,
+                         "--no-compress"])
+    px = np.asarray(Image.open(out)).copy()
+    px ^= 1  # flip every LSB
+    bad = tmp_path / "bad.png"
+    Image.fromarray(px).save(bad)
+    r = runner.invoke(main, ["reveal", str(bad), "-p", PW])
+    assert r.exit_code == 1 and r.stdout == ""
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"\x89PNG\r\n\x1a\n\x00\x00"])
+def test_bad_input_exit_2_one_line(runner: CliRunner, tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(content)
+    for args in (["hide", str(bad), "-o", str(tmp_path / "o.png"), "-m", "x", "-p", PW],
+                 ["reveal", str(bad), "-p", PW], ["capacity", str(bad)]):
+        r = runner.invoke(main, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert r.stderr.startswith("stegshield: error:") and r.stderr.count("\n") == 1
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_refuses_overwrite_lossy_and_too_large(runner: CliRunner, cover: Path,
+                                               tmp_path: Path) -> None:
+    before = cover.read_bytes()
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(cover), "-m", "x", "-p", PW,
+                             "--force"])
+    assert r.exit_code == 2 and cover.read_bytes() == before
+    existing = tmp_path / "exists.png"
+    existing.write_bytes(b"keep")
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(existing), "-m", "x", "-p", PW])
+    assert r.exit_code == 2 and "--force" in r.stderr and existing.read_bytes() == b"keep"
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(existing), "-m", "x", "-p", PW,
+                             "--force"])
+    assert r.exit_code == 0
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(tmp_path / "o.jpg"), "-m", "x",
+                             "-p", PW])
+    assert r.exit_code == 2 and "lossy" in r.stderr
+    huge = tmp_path / "huge.bin"
+    huge.write_bytes(np.random.default_rng(0).bytes(200_000))
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(tmp_path / "h.png"), "-f", str(huge),
+                             "-p", PW])
+    assert r.exit_code == 2 and "payload too large" in r.stderr and "bytes" in r.stderr
+    assert not (tmp_path / "h.png").exists() and not (tmp_path / "o.jpg").exists()
+
+
+def test_pixel_limit(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
+    r = runner.invoke(main, ["capacity", str(cover), "--max-pixels", "1000"])
+    assert r.exit_code == 2 and "--max-pixels" in r.stderr
+
+
+def test_capacity_and_rate_warning(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
+    r = runner.invoke(main, ["capacity", str(cover), "--json"])
+    assert r.exit_code == 0
+    import json
+
+    info = json.loads(r.stdout)
+    assert 0 < info["default_bytes"] < info["max_bytes"]
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(tmp_path / "r.png"), "-m", "x",
+                             "-p", PW, "--rate", "0.4"])
+    assert r.exit_code == 0 and "easier" in r.stderr
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(tmp_path / "r2.png"), "-m", "x",
+                             "-p", PW, "--rate", "0.9"])
+    assert r.exit_code == 2
+
+
+def test_binary_payload_to_terminal_is_refused(cover: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    runner = CliRunner()
+    secret = tmp_path / "k.bin"
+    secret.write_bytes(b"\x00\x01binary")
+    out = tmp_path / "s.png"
+    runner.invoke(main, ["hide", str(cover), "-o", str(out), "-f", str(secret), "-p", PW])
+    import stegshield.cli as cli
+
+    monkeypatch.setattr(cli, "stdout_is_terminal", lambda: True)
+    r = runner.invoke(main, ["reveal", str(out), "-p", PW])
+    assert r.exit_code == 2 and "k.bin" in r.stderr and "-o" in r.stderr
+
+
+def test_jpeg_cover_warns_and_writes_png(runner: CliRunner, tmp_path: Path) -> None:
+    jpg = tmp_path / "c.jpg"
+    Image.fromarray(natural_like(128, 128, 3)).save(jpg, quality=92)
+    out = tmp_path / "s.png"
+    r = runner.invoke(main, ["hide", str(jpg), "-o", str(out), "-m", "jpeg", "-p", PW])
+    assert r.exit_code == 0 and "JPEG" in r.stderr
+    assert runner.invoke(main, ["reveal", str(out), "-p", PW]).stdout.strip() == "jpeg"
+
+
+def test_cli_cost_choices_match_the_cost_registry() -> None:
+    from stegshield.cli import COST_NAMES
+    from stegshield.stego.costs import COSTS
+
+    assert set(COST_NAMES) == set(COSTS)
