@@ -1,1 +1,55 @@
-"""stegshield.analysis."""
+"""stegshield.analysis: steganalysis detectors and detection metrics.
+
+Use :func:`get_detector` with one of :func:`available_detectors` to obtain a
+:class:`~stegshield.analysis.base.Detector`; every detector returns a
+:class:`~stegshield.analysis.base.DetectionResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
+from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
+
+__all__ = [
+    "Calibration",
+    "DetectionResult",
+    "Detector",
+    "PayloadDetector",
+    "available_detectors",
+    "get_detector",
+    "register_detector",
+    "split_channels",
+]
+
+_REGISTRY: dict[str, Callable[..., Detector]] = {
+    "chi_square": ChiSquareDetector,
+    "rs": RSDetector,
+    "spa": SPADetector,
+    "ws": WSDetector,
+}
+
+
+def register_detector(name: str, factory: Callable[..., Detector]) -> None:
+    """Make ``factory`` available as :func:`get_detector` ``(name)``."""
+    if name in _REGISTRY:
+        raise ValueError(f"detector {name!r} already registered")
+    _REGISTRY[name] = factory
+
+
+def available_detectors() -> list[str]:
+    """Names accepted by :func:`get_detector`, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_detector(name: str, **kwargs: Any) -> Detector:
+    """Return a new detector instance; ``kwargs`` go to its constructor."""
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown detector {name!r}; available: {', '.join(available_detectors())}"
+        ) from None
+    return factory(**kwargs)
