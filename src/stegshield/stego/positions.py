@@ -13,7 +13,6 @@ secrecy rests on the AEAD (see ``stegshield.crypto``).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 _ROUNDS = 6
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -21,12 +20,13 @@ _M2 = np.uint64(0x94D049BB133111EB)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """SplitMix64's finaliser (a bijective 64-bit mixer)."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * _M1
-    x = x ^ (x >> np.uint64(27))
-    x = x * _M2
-    return x ^ (x >> np.uint64(31))
+    """SplitMix64's finaliser (a bijective 64-bit mixer); works in place on ``x``."""
+    x ^= x >> np.uint64(30)
+    x *= _M1
+    x ^= x >> np.uint64(27)
+    x *= _M2
+    x ^= x >> np.uint64(31)
+    return x
 
 
 def _round_keys(key: bytes) -> np.ndarray:
@@ -36,31 +36,20 @@ def _round_keys(key: bytes) -> np.ndarray:
     return words ^ np.arange(1, _ROUNDS + 1, dtype=np.uint64) * np.uint64(0x9E3779B97F4A7C15)
 
 
-@njit(cache=True, nogil=True)
-def _perm_kernel(start: int, k: int, n: int, half_bits: int, rk: np.ndarray) -> np.ndarray:
+def _feistel(x: np.ndarray, half_bits: int, rk: np.ndarray) -> np.ndarray:
+    """One pass of the balanced Feistel network over values < 2^(2*half_bits)."""
     mask = np.uint64((1 << half_bits) - 1)
     hb = np.uint64(half_bits)
-    m1 = np.uint64(0xBF58476D1CE4E5B9)
-    m2 = np.uint64(0x94D049BB133111EB)
-    s30, s27, s31 = np.uint64(30), np.uint64(27), np.uint64(31)
-    out = np.empty(k, dtype=np.int64)
-    limit = np.uint64(n)
-    for i in range(k):
-        x = np.uint64(start + i)
-        while True:  # cycle walking
-            left = x >> hb
-            right = x & mask
-            for r in range(rk.shape[0]):
-                z = right ^ rk[r]
-                z = (z ^ (z >> s30)) * m1
-                z = (z ^ (z >> s27)) * m2
-                z = z ^ (z >> s31)
-                left, right = right, left ^ (z & mask)
-            x = (left << hb) | right
-            if x < limit:
-                break
-        out[i] = np.int64(x)
-    return out
+    left, right = x >> hb, x & mask
+    with np.errstate(over="ignore"):
+        for r in range(_ROUNDS):
+            z = _mix(right ^ rk[r])
+            z &= mask
+            z ^= left
+            left, right = right, z
+    left <<= hb
+    left |= right
+    return left
 
 
 def permuted_indices(key: bytes, n: int, k: int, start: int = 0) -> np.ndarray:
@@ -70,7 +59,14 @@ def permuted_indices(key: bytes, n: int, k: int, start: int = 0) -> np.ndarray:
     if k == 0:
         return np.empty(0, dtype=np.int64)
     half_bits = max(1, ((n - 1).bit_length() + 1) // 2)
-    return _perm_kernel(start, k, n, half_bits, _round_keys(key))
+    rk = _round_keys(key)
+    out = _feistel(np.arange(start, start + k, dtype=np.uint64), half_bits, rk)
+    limit = np.uint64(n)
+    todo = np.nonzero(out >= limit)[0]
+    while todo.size:  # cycle walking: expected < 4 passes since 2^(2b) < 4n
+        out[todo] = _feistel(out[todo], half_bits, rk)
+        todo = todo[out[todo] >= limit]
+    return out.astype(np.int64)
 
 
 def keyed_bits(key: bytes, indices: np.ndarray) -> np.ndarray:
