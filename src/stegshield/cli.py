@@ -18,7 +18,7 @@ import click
 
 from . import __version__
 from .crypto.container import Payload
-from .imaging import DEFAULT_MAX_PIXELS, ImageError, atomic_write, open_image
+from .imaging import DEFAULT_MAX_PIXELS, ImageError, atomic_write, probe_image
 from .stego.errors import (
     DEFAULT_RATE,
     MAX_RATE,
@@ -143,7 +143,7 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
     if rate > DEFAULT_RATE:
         warn(f"rate {rate:g} is above the default {DEFAULT_RATE:g}: the stego image is easier "
              "to detect")
-    cover_info = open_image(cover, max_pixels)
+    cover_info = probe_image(cover, max_pixels)
     if cover_info.lossy_source:
         warn("the cover was JPEG-compressed: a decompressed JPEG with ±1 changes can be "
              "detected by JPEG-compatibility analysis; prefer never-compressed covers")
@@ -172,7 +172,7 @@ def reveal(stego: Path, output: Path | None, password: str | None, force: bool,
     """Recover the payload hidden in STEGO. Exit 1 if nothing is found for the password."""
     if output is not None and output.exists() and not force:
         fail(f"{output}: already exists (use --force to replace it)")
-    open_image(stego, max_pixels)  # bad input -> exit 2 before asking for a password
+    probe_image(stego, max_pixels)  # bad input -> exit 2 before asking for a password
     pw = get_password(password, confirm=False)
     from .stego import api
 

@@ -3,12 +3,14 @@
 from .io import (
     DEFAULT_MAX_PIXELS,
     ImageError,
+    ImageInfo,
     LoadedImage,
     OutputExistsError,
     atomic_write,
     encode_image,
     open_image,
     output_format,
+    probe_image,
     same_file,
     save_image,
 )
@@ -16,12 +18,14 @@ from .io import (
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageError",
+    "ImageInfo",
     "LoadedImage",
     "OutputExistsError",
     "atomic_write",
     "encode_image",
     "open_image",
     "output_format",
+    "probe_image",
     "same_file",
     "save_image",
 ]

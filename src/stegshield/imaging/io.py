@@ -109,6 +109,43 @@ def open_image(source: str | os.PathLike[str] | bytes,
     return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt)
 
 
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the header says, without decoding the pixels."""
+
+    width: int
+    height: int
+    mode: str
+    format: str
+
+    @property
+    def lossy_source(self) -> bool:
+        return self.format in {"JPEG", "MPO"}
+
+
+def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Read only the header: size, mode and format, with the same refusals as :func:`open_image`."""
+    try:
+        with warnings.catch_warnings(), Image.open(path) as img:
+            warnings.simplefilter("ignore")
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(f"{path}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
+                                 f"{max_pixels:,} (raise it with --max-pixels)")
+            reason = _refusal(img)
+            if reason:
+                raise ImageError(f"{path}: {reason}")
+            return ImageInfo(w, h, img.mode, img.format or "?")
+    except ImageError:
+        raise
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
+            raise ImageError(f"{path}: cannot open: {exc.strerror or exc}") from exc
+        raise ImageError(f"{path}: not a recognised image file") from exc
+    except Exception as exc:
+        raise ImageError(f"{path}: not a recognised image file") from exc
+
+
 def output_format(path: str | os.PathLike[str], mode: str) -> str:
     """The lossless format for ``path``'s extension, or raise :class:`ImageError`."""
     ext = Path(path).suffix.lower()

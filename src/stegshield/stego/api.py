@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .embed import (
     carrier_count,
     hide_array,
     reveal_array,
+    warm_up,
 )
 
 PathLike = str | os.PathLike[str]
@@ -68,8 +70,11 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
         raise ImageError(f"{output}: refusing to overwrite the cover image")
     if Path(output).exists() and not force:
         raise ImageError(f"{output}: already exists (use --force to replace it)")
+    warm = threading.Thread(target=warm_up, args=(cost,), daemon=True)
+    warm.start()  # numba's start-up overlaps decoding (Pillow releases the GIL)
     img = open_image(cover, max_pixels)
     fmt = output_format(output, img.mode)
+    warm.join()
     stego, report = hide_array(img.pixels, img.mode, payload, password, rate=rate, cost=cost,
                                kdf=kdf, compress=compress)
     atomic_write(output, encode_image(stego, img.mode, fmt), force=force)

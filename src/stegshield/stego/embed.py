@@ -45,7 +45,7 @@ from .stc import stc_embed, stc_extract
 STC_HEIGHT = 7
 #: Widest STC block: at most this many samples per message bit are visited, so that work grows
 #: with the payload rather than with the image.
-MAX_WIDTH = 24
+MAX_WIDTH = 20
 HEADER_BITS = HEADER_BYTES * 8
 _CARRIERS = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
 
@@ -133,6 +133,16 @@ def _embed_segment(flat: np.ndarray, costs: np.ndarray, pos: np.ndarray, bits: n
     step[vals == 255] = -1
     flat[pos[changed]] = (vals + step).astype(np.uint8)
     return int(changed.size)
+
+
+def warm_up(cost: str = "hill") -> None:
+    """Load the numba kernels (cost map, STC) from their on-disk cache.
+
+    Loading costs ~0.5 s of one core per process; callers run this in a thread while the image
+    decodes, so the two overlap.
+    """
+    COSTS[cost](np.zeros((4, 4), dtype=np.uint8))
+    stc_embed(np.zeros(8, dtype=np.uint8), np.ones(8), np.zeros(2, dtype=np.uint8), h=STC_HEIGHT)
 
 
 def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes, *,
