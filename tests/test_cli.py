@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from imagegen import natural_like
 from PIL import Image
 
 from stegshield import __version__
 from stegshield.cli import main
+
+from imagegen import natural_like
 
 PW = "s3cret pass"
 

@@ -73,6 +73,16 @@ def test_compression_only_when_smaller() -> None:
     assert len(encode_record(text, compress=False)) == 3003
 
 
+def test_zip_bomb_record_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from stegshield.crypto import container
+
+    monkeypatch.setattr(container, "MAX_INFLATED_BYTES", 10_000)
+    rec = encode_record(Payload(b"\0" * 20_000))
+    with pytest.raises(container.ContainerError, match="inflates beyond"):
+        decode_record(rec)
+    assert decode_record(encode_record(Payload(b"\0" * 9_000))).data == b"\0" * 9_000
+
+
 def test_sealed_stream_looks_random() -> None:
     """Same payload twice: different bytes (random salt); bytes are near-uniform, incompressible."""
     p = Payload(b"\x00" * 4000)

@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from imagegen import natural_like
 
 from stegshield.crypto.container import Payload
 from stegshield.crypto.kdf import TEST_KDF
-from stegshield.imaging import ImageError, open_image
+from stegshield.imaging import ImageError, encode_image, open_image
 from stegshield.stego import api
 from stegshield.stego.embed import (
     DEFAULT_RATE,
@@ -27,6 +26,8 @@ from stegshield.stego.embed import (
     reveal_array,
 )
 
+from imagegen import natural_like
+
 PW = b"pass phrase"
 MODES = {"L": 0, "LA": 2, "RGB": 3, "RGBA": 4}
 
@@ -38,12 +39,16 @@ def make(mode: str, h: int, w: int, seed: int = 0) -> np.ndarray:
     return img
 
 
+FORMATS = {"PNG": {"L", "LA", "RGB", "RGBA"}, "BMP": {"L", "RGB"},
+           "TIFF": {"L", "LA", "RGB", "RGBA"}, "PPM": {"L", "RGB"}, "WEBP": {"RGB", "RGBA"}}
+
+
 @given(mode=st.sampled_from(sorted(MODES)), h=st.integers(48, 120), w=st.integers(48, 120),
        frac=st.floats(0, 1), seed=st.integers(0, 10_000),
-       cost=st.sampled_from(["hill", "suniward", "wow"]))
+       cost=st.sampled_from(["hill", "suniward", "wow"]), fmt=st.sampled_from(sorted(FORMATS)))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_round_trip_any_size_mode_payload(mode: str, h: int, w: int, frac: float, seed: int,
-                                          cost: str) -> None:
+                                          cost: str, fmt: str) -> None:
     cover = make(mode, h, w, seed)
     n = carrier_count(cover.shape, mode)
     cap = capacity_bytes(n)
@@ -56,6 +61,10 @@ def test_round_trip_any_size_mode_payload(mode: str, h: int, w: int, frac: float
     if mode in {"LA", "RGBA"}:
         assert np.array_equal(stego[..., -1], cover[..., -1])  # alpha untouched
     assert reveal_array(stego, mode, PW, kdf=TEST_KDF).data == data
+    if mode in FORMATS[fmt]:  # through a lossless file format and back
+        img = open_image(encode_image(stego, mode, fmt))
+        assert img.mode == mode
+        assert reveal_array(img.pixels, img.mode, PW, kdf=TEST_KDF).data == data
 
 
 def test_exact_capacity_fits_and_one_more_byte_does_not() -> None:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imagegen import natural_like
 from stegshield.imaging import (
     ImageError,
     OutputExistsError,
@@ -18,6 +17,8 @@ from stegshield.imaging import (
     save_image,
 )
 from stegshield.imaging.png import encode_png
+
+from imagegen import natural_like
 
 
 @pytest.mark.parametrize("shape", [(1, 1), (7, 5), (40, 33, 2), (31, 17, 3), (16, 64, 4)])

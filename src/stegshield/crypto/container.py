@@ -28,6 +28,8 @@ _AAD_BODY = b"stegshield/1/body"
 _FLAG_COMPRESSED = 1
 _FLAG_TEXT = 2
 MAX_NAME_BYTES = 255
+#: Refuse to inflate a compressed payload beyond this (a hostile "zip bomb" record).
+MAX_INFLATED_BYTES = 512 << 20
 
 
 class ContainerError(ValueError):
@@ -65,10 +67,13 @@ def decode_record(record: bytes) -> Payload:
     name = record[3:3 + name_len].decode("utf-8", errors="replace")
     data = record[3 + name_len:]
     if flags & _FLAG_COMPRESSED:
+        inflater = zlib.decompressobj()
         try:
-            data = zlib.decompress(data)
+            data = inflater.decompress(data, MAX_INFLATED_BYTES)
         except zlib.error as exc:
             raise ContainerError("corrupt compressed payload") from exc
+        if inflater.unconsumed_tail:
+            raise ContainerError(f"payload inflates beyond {MAX_INFLATED_BYTES >> 20} MiB")
     return Payload(data=data, is_text=bool(flags & _FLAG_TEXT), name=name)
 
 
