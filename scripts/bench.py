@@ -155,8 +155,12 @@ def steghide_exe() -> tuple[Path, dict[str, str]] | None:
 
 
 def load_covers(folder: Path | None, count: int, size: int) -> list[np.ndarray]:
-    """RGB covers: PNG tiles from ``folder`` (e.g. the corpus test split) or the samples."""
-    paths = sorted(folder.rglob("*.png")) if folder else []
+    """RGB covers: PNG tiles from ``folder`` (a corpus: test split first) or the samples."""
+    paths: list[Path] = []
+    if folder is not None:
+        splits = [folder / s / str(size) for s in ("test", "val", "train")]
+        paths = [p for d in splits if d.is_dir() for p in sorted(d.glob("*.png"))]
+        paths = paths or sorted(folder.rglob("*.png"))
     covers: list[np.ndarray] = []
     for p in paths:
         img = open_image(p)

@@ -13,6 +13,7 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,9 +77,9 @@ def _refusal(img: Image.Image) -> str | None:
     return None
 
 
-def open_image(source: str | os.PathLike[str] | bytes,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Decode an image file (or bytes) into a :class:`LoadedImage`, or raise :class:`ImageError`."""
+@contextlib.contextmanager
+def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """Open ``source`` lazily and apply the size limit and refusals before any decoding."""
     label = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
@@ -98,12 +99,20 @@ def open_image(source: str | os.PathLike[str] | bytes,
             reason = _refusal(img)
             if reason:
                 raise ImageError(f"{label}: {reason}")
-            try:
-                img.load()
-                arr = np.asarray(img)
-            except Exception as exc:
-                raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
-            fmt, mode = img.format or "?", img.mode
+            yield img
+
+
+def open_image(source: str | os.PathLike[str] | bytes,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Decode an image file (or bytes) into a :class:`LoadedImage`, or raise :class:`ImageError`."""
+    label = "<bytes>" if isinstance(source, bytes) else str(source)
+    with _checked(source, max_pixels) as img:
+        try:
+            img.load()
+            arr = np.asarray(img)
+        except Exception as exc:
+            raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
+        fmt, mode = img.format or "?", img.mode
     if arr.dtype != np.uint8:
         raise ImageError(f"{label}: unsupported sample type {arr.dtype}")
     return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt)
@@ -123,27 +132,11 @@ class ImageInfo:
         return self.format in {"JPEG", "MPO"}
 
 
-def probe_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
+def probe_image(source: str | os.PathLike[str] | bytes,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Read only the header: size, mode and format, with the same refusals as :func:`open_image`."""
-    try:
-        with warnings.catch_warnings(), Image.open(path) as img:
-            warnings.simplefilter("ignore")
-            w, h = img.size
-            if w * h > max_pixels:
-                raise ImageError(f"{path}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-                                 f"{max_pixels:,} (raise it with --max-pixels)")
-            reason = _refusal(img)
-            if reason:
-                raise ImageError(f"{path}: {reason}")
-            return ImageInfo(w, h, img.mode, img.format or "?")
-    except ImageError:
-        raise
-    except OSError as exc:
-        if isinstance(exc, FileNotFoundError | PermissionError | IsADirectoryError):
-            raise ImageError(f"{path}: cannot open: {exc.strerror or exc}") from exc
-        raise ImageError(f"{path}: not a recognised image file") from exc
-    except Exception as exc:
-        raise ImageError(f"{path}: not a recognised image file") from exc
+    with _checked(source, max_pixels) as img:
+        return ImageInfo(img.size[0], img.size[1], img.mode, img.format or "?")
 
 
 def output_format(path: str | os.PathLike[str], mode: str) -> str:
