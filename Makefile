@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: demo test lint bench train clean
+.PHONY: demo test lint bench train clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,9 +17,13 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) scripts/demo.py
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests scripts
 	$(PY) -m pytest
+
+# The web page is tested in Debian's Chromium (driven by Playwright, never `playwright install`).
+browser:
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && apt-get install -y -q --no-install-recommends chromium >/dev/null; } || echo "chromium not installed: the browser test will be skipped"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests scripts

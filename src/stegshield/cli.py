@@ -214,9 +214,10 @@ def capacity(cover: Path, as_json: bool, max_pixels: int) -> None:
 def _register_subsystems() -> None:
     """Attach the commands of the other subsystems (each imports its heavy parts lazily)."""
     from .datasets.commands import dataset
+    from .scan.commands import scan, serve, watch
     from .training.commands import evaluate
 
-    for command in (dataset, evaluate):
+    for command in (dataset, evaluate, scan, watch, serve):
         main.add_command(command)
 
 

@@ -1,0 +1,209 @@
+"""Click commands ``scan``, ``watch`` and ``serve`` (registered by ``stegshield.cli``).
+
+Exit codes of ``scan``: 0 nothing found, 1 at least one alert, 2 errors only (or bad usage).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from ..imaging import DEFAULT_MAX_PIXELS
+from .choices import DETECTOR_CHOICES, FORMATS
+
+if TYPE_CHECKING:  # the scanner (NumPy, SciPy) is imported when a command runs
+    from .scanner import Scanner, ScanOptions, ScanResult
+
+# ``watch`` and ``serve`` are importable from here too (see ``__getattr__`` at the end).
+__all__ = ["scan"]
+
+EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
+
+
+def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
+    """One-line error in the CLI's style, then exit."""
+    click.echo(f"stegshield: error: {message}", err=True)
+    sys.exit(code)
+
+
+def warn(message: str) -> None:
+    click.echo(f"stegshield: warning: {message}", err=True)
+
+
+def _stdout_is_pipe() -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def want_progress(flag: bool | None) -> bool:
+    """Progress bar only on a terminal, never when the output is piped (unless forced)."""
+    if flag is not None:
+        return flag
+    try:
+        return sys.stderr.isatty() and not _stdout_is_pipe()
+    except (AttributeError, ValueError):
+        return False
+
+
+detector_option = click.option(
+    "--detector", type=click.Choice(DETECTOR_CHOICES), default="auto", show_default=True,
+    help="auto = CNN + classical when a CNN detector is installed, else classical; all = every "
+    "registered detector.")
+fpr_option = click.option(
+    "--fpr", type=click.FloatRange(min=0, max=0.5, min_open=True), default=None,
+    help="Target false-positive rate on clean images  [default: 0.01].")
+threshold_option = click.option(
+    "--threshold", type=click.FloatRange(min=0, max=1), default=None,
+    help="Alert at this score instead of a threshold derived from --fpr.")
+max_pixels_option = click.option(
+    "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
+    help="Refuse images with more pixels than this (decompression-bomb guard).")
+
+
+def make_options(detector: str, fpr: float | None, threshold: float | None,
+                 max_pixels: int, thumbnails: bool = False) -> ScanOptions:
+    """Validate the shared detection options."""
+    from .scanner import ScanOptions
+
+    if fpr is not None and threshold is not None:
+        fail("give either --fpr or --threshold, not both")
+    return ScanOptions(detector=detector, fpr=0.01 if fpr is None else fpr,
+                       threshold=threshold, max_pixels=max_pixels, thumbnails=thumbnails)
+
+
+def check_suite(options: ScanOptions) -> Scanner:
+    """Build the scanner once in this process (fail early on an unavailable detector)."""
+    from .scanner import Scanner
+    from .suite import SuiteError
+
+    try:
+        scanner = Scanner(options)
+    except SuiteError as exc:
+        fail(str(exc))
+    for note in scanner.suite.notes:
+        warn(note)
+    return scanner
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True,
+                type=click.Path(path_type=Path))
+@click.option("-r", "--recursive", is_flag=True, help="Descend into sub-directories.")
+@detector_option
+@fpr_option
+@threshold_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for people; jsonl / csv (one record per image) for programs.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write a self-contained HTML report (thumbnails and heat maps).")
+@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
+              help="Worker processes (0 = one per CPU); with --cluster local, Dask workers.")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="Run on an existing Dask cluster, e.g. tcp://host:8786.")
+@click.option("--cluster", type=click.Choice(["local"]),
+              help="Start a local Dask cluster for this scan (--jobs workers).")
+@click.option("--only-flagged", "-q", is_flag=True,
+              help="Table: list only alerts, suspicious images and errors.")
+@click.option("--heatmaps", is_flag=True, help="jsonl: include the per-tile heat map.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar  [default: on a terminal only].")
+@max_pixels_option
+def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | None,
+         threshold: float | None, fmt: str, report: Path | None, jobs: int,
+         scheduler: str | None, cluster: str | None, only_flagged: bool, heatmaps: bool,
+         progress: bool | None, max_pixels: int) -> None:
+    """Scan images for hidden data (exit 0 clean, 1 alert, 2 errors only).
+
+    \b
+    PATHS are image files or directories (their image files; all levels with -r).
+    Scores are probabilities of hidden data; verdicts: clean, suspicious, alert
+    (too_small and error are reported per file and never stop the scan).
+    """
+    from .output import Summary, make_writer
+    from .scanner import iter_image_paths
+
+    if scheduler and cluster:
+        fail("give either --scheduler or --cluster, not both")
+    if report is not None and not report.parent.is_dir():
+        fail(f"{report}: directory {report.parent} does not exist")
+    options = make_options(detector, fpr, threshold, max_pixels, thumbnails=report is not None)
+    scanner = check_suite(options)
+    files = list(iter_image_paths(paths, recursive=recursive))
+    if not files:
+        warn("no image files found" + ("" if recursive else " (use -r for sub-directories)"))
+    n_jobs = jobs or (os.cpu_count() or 1)
+    if scheduler or cluster:
+        from .distributed import scan_distributed
+
+        results: Iterator[ScanResult] = scan_distributed(
+            files, options, scheduler=scheduler, local_workers=n_jobs if cluster else None)
+    else:
+        from .scanner import scan_paths
+
+        results = scan_paths(files, options, jobs=min(n_jobs, max(1, len(files))),
+                             scanner=scanner)
+    summary = Summary()
+    columns = [*scanner.suite.names, *(f"group:{g}" for g in scanner.suite.groups
+                                       if len(scanner.suite.groups) > 1)]
+    writer = make_writer(fmt, sys.stdout, detector_columns=columns,
+                         only_flagged=only_flagged, heatmaps=heatmaps)
+    kept: list[ScanResult] = []
+    bar = None
+    if want_progress(progress) and files:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(files), unit="img", file=sys.stderr, leave=False,
+                   dynamic_ncols=True)
+    try:
+        for r in results:
+            summary.add(r)
+            if report is not None:
+                if not r.flagged:
+                    r.heatmap = None
+                kept.append(r)
+            if bar is not None:
+                with bar.external_write_mode():
+                    writer.write(r)
+                bar.update(1)
+            else:
+                writer.write(r)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        click.echo(f"stegshield: interrupted; {summary.line()}", err=True)
+        sys.exit(130)
+    finally:
+        if bar is not None:
+            bar.close()
+    if fmt == "table":
+        writer.close(summary)
+    else:
+        click.echo(summary.line(), err=True)
+    if report is not None:
+        from .report import write_report
+
+        write_report(report, kept, summary, detector=scanner.suite.mode,
+                     thresholds=scanner.thresholds.describe())
+        click.echo(f"report written to {report}", err=True)
+    sys.exit(summary.exit_code)
+
+
+def __getattr__(name: str) -> click.Command:
+    """``watch`` and ``serve`` live in their own modules (imported on first use)."""
+    if name == "watch":
+        from .watch import watch
+
+        return watch
+    if name == "serve":
+        from ..server.commands import serve
+
+        return serve
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,321 @@
+"""Scan images for hidden data: one image (:class:`Scanner`) or many (:func:`scan_paths`).
+
+Every file gives exactly one :class:`ScanResult`; a file that cannot be read gives a result
+with ``verdict == "error"`` and a one-line ``error``, and never stops the scan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import ctypes.util
+import hashlib
+import io
+import math
+import multiprocessing as mp
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError
+from .loader import IMAGE_EXTENSIONS, ScanImage, load_for_scan
+from .suite import HeatMap, Suite, build_suite
+from .thresholds import (
+    SUSPICIOUS_FACTOR,
+    SUSPICIOUS_MARGIN,
+    Thresholds,
+    classical_threshold,
+    learned_threshold,
+    logit,
+)
+
+__all__ = [
+    "MIN_PIXELS",
+    "MIN_SIDE",
+    "VERDICTS",
+    "ScanOptions",
+    "ScanResult",
+    "Scanner",
+    "iter_image_paths",
+    "scan_paths",
+]
+
+#: Images with fewer pixels than this (or a side under MIN_SIDE) are too small to judge.
+MIN_PIXELS = 64 * 64
+MIN_SIDE = 16
+VERDICTS = ("clean", "suspicious", "alert", "too_small", "error")
+#: Longest side of report thumbnails, in pixels.
+THUMB_SIDE = 256
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Everything a worker needs to build an identical :class:`Scanner`."""
+
+    detector: str = "auto"
+    fpr: float = 0.01
+    threshold: float | None = None
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    thumbnails: bool = False
+    """Attach a PNG thumbnail to flagged results (for HTML reports)."""
+
+
+@dataclass
+class ScanResult:
+    """The outcome for one image (``to_json`` gives the documented JSON object)."""
+
+    path: str
+    verdict: str
+    score: float | None = None
+    payload_bpp: float | None = None
+    detectors: dict[str, float] = field(default_factory=dict)
+    sha256: str | None = None
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+    format: str | None = None
+    reliable: bool | None = None
+    notes: list[str] = field(default_factory=list)
+    bytes: int | None = None
+    seconds: float = 0.0
+    heatmap: HeatMap | None = None
+    thumbnail: bytes | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return self.verdict in ("alert", "suspicious")
+
+    @property
+    def megapixels(self) -> float:
+        return (self.width or 0) * (self.height or 0) / 1e6
+
+    def to_json(self, heatmap: bool = False) -> dict[str, Any]:
+        """JSON-ready dict; the heat map only when asked (it can be large)."""
+        d = asdict(self)
+        d.pop("heatmap")
+        d.pop("thumbnail")
+        d["seconds"] = round(self.seconds, 4)
+        for k in ("score", "payload_bpp"):
+            if d[k] is not None:
+                d[k] = round(float(d[k]), 4)
+        d["detectors"] = {k: round(float(v), 4) for k, v in self.detectors.items()}
+        if heatmap:
+            d["heatmap"] = self.heatmap.to_json() if self.heatmap is not None else None
+        return d
+
+
+def _thumbnail(pixels: np.ndarray) -> bytes:
+    from PIL import Image
+
+    arr = pixels if pixels.ndim == 2 else pixels[:, :, :3]
+    img = Image.fromarray(np.ascontiguousarray(arr))
+    img.thumbnail((THUMB_SIDE, THUMB_SIDE))
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+class Scanner:
+    """Detector suite + thresholds; scans bytes or paths into :class:`ScanResult` objects."""
+
+    def __init__(self, options: ScanOptions | None = None, suite: Suite | None = None) -> None:
+        self.options = options or ScanOptions()
+        self.suite = suite or build_suite(self.options.detector)
+        self.thresholds = self._thresholds()
+
+    def _thresholds(self) -> Thresholds:
+        groups = self.suite.groups
+        out: dict[str, tuple[float, float]] = {}
+        t = self.options.threshold
+        if t is not None:
+            for g in groups:
+                alert = self.suite.stat_of_score(g, t)
+                out[g] = (alert, self.suite.stat_of_score(g, 1 / (1 + math.exp(
+                    SUSPICIOUS_MARGIN - logit(t)))))
+            return Thresholds(out, label=f"score >= {t:g}")
+        share = self.options.fpr / max(1, len(groups))
+        parts = []
+        for g in groups:
+            if g == "classical":
+                alert = classical_threshold(share)
+                out[g] = (alert, classical_threshold(min(0.5, share * SUSPICIOUS_FACTOR)))
+                parts.append(f"classical payload >= {alert:.3g} bpp")
+            else:
+                det = next(m.detector for m in self.suite.members if m.name == g)
+                score = learned_threshold(det, share)
+                out[g] = (logit(score), logit(score) - SUSPICIOUS_MARGIN)
+                parts.append(f"{g} >= {score:.4g}")
+        return Thresholds(out, fpr=self.options.fpr,
+                          label=f"FPR {self.options.fpr:g}: " + ", ".join(parts))
+
+    def scan_image(self, img: ScanImage, result: ScanResult) -> ScanResult:
+        """Fill ``result`` from decoded pixels."""
+        result.width, result.height = img.width, img.height
+        result.format, result.reliable = img.format, img.reliable
+        result.notes.extend(img.notes)
+        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+            result.verdict = "too_small"
+            result.notes.append(f"too small to judge ({img.width}x{img.height}; needs at "
+                                f"least {MIN_PIXELS:,} pixels and {MIN_SIDE} per side)")
+            return result
+        ana = self.suite.analyse(img.pixels)
+        result.score = ana.score
+        result.payload_bpp = ana.payload_bpp
+        result.detectors = dict(ana.detectors)
+        if len(ana.groups) > 1:
+            result.detectors.update({f"group:{k}": v for k, v in ana.groups.items()})
+        result.heatmap = ana.heatmap
+        result.verdict = self.thresholds.verdict(ana.stats)
+        if not any(math.isfinite(v) for v in ana.stats.values()):
+            result.notes.append("the detectors found nothing to measure (flat image?)")
+        if self.options.thumbnails and result.flagged:
+            result.thumbnail = _thumbnail(img.pixels)
+        return result
+
+    def scan_bytes(self, data: bytes, label: str) -> ScanResult:
+        """Scan one image file's bytes; errors become a result, never an exception."""
+        t0 = time.perf_counter()
+        result = ScanResult(path=label, verdict="error", bytes=len(data),
+                            sha256=hashlib.sha256(data).hexdigest())
+        try:
+            img = load_for_scan(data, self.options.max_pixels)
+            self.scan_image(img, result)
+        except ImageError as exc:
+            result.verdict, result.error = "error", str(exc)
+        except MemoryError:
+            result.verdict, result.error = "error", "out of memory (lower --max-pixels)"
+        except Exception as exc:  # a detector bug must not stop a scan of many files
+            result.verdict = "error"
+            result.error = f"internal error: {type(exc).__name__}: {exc}".splitlines()[0]
+        result.seconds = time.perf_counter() - t0
+        return result
+
+    def scan_path(self, path: str | os.PathLike[str]) -> ScanResult:
+        """Read and scan one file."""
+        t0 = time.perf_counter()
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            return ScanResult(path=str(path), verdict="error",
+                              error=f"cannot read: {exc.strerror or exc}",
+                              seconds=time.perf_counter() - t0)
+        return self.scan_bytes(data, str(path))
+
+
+def iter_image_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool = False,
+                     errors: list[str] | None = None) -> Iterator[Path]:
+    """Files to scan: explicit files as given; image files inside directories (one level, or
+    the whole tree with ``recursive``; symlinked directories are not followed)."""
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            if recursive:
+                for root, dirs, files in os.walk(p):
+                    dirs.sort()
+                    for name in sorted(files):
+                        if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+                            yield Path(root) / name
+            else:
+                with contextlib.suppress(OSError):
+                    for child in sorted(p.iterdir()):
+                        if child.suffix.lower() in IMAGE_EXTENSIONS and child.is_file():
+                            yield child
+        else:
+            yield p  # missing files become per-file errors
+
+
+# ---- parallel scanning ---------------------------------------------------------------------
+
+_MALLOC_TUNED = False
+
+
+def tune_malloc() -> bool:
+    """Stop glibc from unmapping the detectors' large temporaries after every image.
+
+    Same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge>``: measured ~17 % less
+    CPU per image in one process, and 4x faster Dask workers (whose nanny sets a small trim
+    threshold). Process-wide, glibc only, once; ``STEGSHIELD_NO_MALLOC_TUNE=1`` disables it.
+    """
+    global _MALLOC_TUNED
+    if _MALLOC_TUNED or os.environ.get("STEGSHIELD_NO_MALLOC_TUNE"):
+        return _MALLOC_TUNED
+    name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_max = -1, -4
+        _MALLOC_TUNED = bool(libc.mallopt(m_mmap_max, 0)) and bool(
+            libc.mallopt(m_trim_threshold, 2**31 - 1))
+    except (OSError, AttributeError):
+        return False
+    return _MALLOC_TUNED
+
+
+_WORKER: Scanner | None = None
+
+
+def _init_worker(options: ScanOptions) -> None:
+    global _WORKER
+    tune_malloc()
+    _WORKER = Scanner(options)
+
+
+def _scan_in_worker(path: str) -> ScanResult:
+    assert _WORKER is not None
+    return _WORKER.scan_path(path)
+
+
+def _mp_context() -> Any:
+    # fork is cheap and safe while no torch/threads live in the parent; else spawn.
+    if sys.platform.startswith("linux") and "torch" not in sys.modules:
+        return mp.get_context("fork")
+    return mp.get_context("spawn")
+
+
+def scan_paths(paths: Iterable[str | os.PathLike[str]], options: ScanOptions, jobs: int = 1,
+               scanner: Scanner | None = None) -> Iterator[ScanResult]:
+    """Scan files, yielding results as they complete (input order when ``jobs == 1``)."""
+    if jobs <= 1:
+        tune_malloc()
+        sc = scanner or Scanner(options)
+        for p in paths:
+            yield sc.scan_path(p)
+        return
+    window = jobs * 4
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context(),
+                             initializer=_init_worker, initargs=(options,)) as pool:
+        pending: dict[Future[ScanResult], str] = {}
+        it = iter(paths)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < window:
+                try:
+                    path = str(next(it))
+                except StopIteration:
+                    exhausted = True
+                    break
+                try:
+                    pending[pool.submit(_scan_in_worker, path)] = path
+                except Exception as exc:  # the pool broke: report, keep going
+                    yield ScanResult(path=path, verdict="error",
+                                     error=f"worker pool failed: {type(exc).__name__}")
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                path = pending.pop(fut)
+                try:
+                    yield fut.result()
+                except Exception as exc:  # a worker died (e.g. killed for memory)
+                    yield ScanResult(path=path, verdict="error",
+                                     error=f"worker failed: {type(exc).__name__}: {exc}"
+                                     .splitlines()[0])

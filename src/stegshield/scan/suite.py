@@ -1,0 +1,337 @@
+"""Which detectors a scan runs, and how their scores are fused into one.
+
+``--detector`` choices:
+
+* ``classical``: WS and SPA (payload estimators of LSB replacement). The group statistic is
+  the **smaller** of their two payload estimates (both must agree), which on real images gave
+  the best detection rate at a fixed false-positive rate (``docs/SCAN.md``); its score is the
+  estimators' shared logistic map (0.05 bpp -> 0.5, 0.10 bpp -> 0.95). RS is left out: it
+  adds nothing at fixed FPR and breaks down at full embedding; chi-square false-alarms on
+  images with smooth histograms. Both are reported with ``all``.
+* ``cnn`` / ``pretrained``: the learned detector of that name alone (statistic: log-odds).
+* ``auto``: ``cnn`` + ``classical`` when a CNN detector is available, else ``classical``.
+* ``all``: every registered detector; those outside the groups are reported, not fused.
+
+Groups detect different embeddings (LSB replacement vs. adaptive ±1), so the fused score is
+the **maximum** of the group scores (an alert from any group is an alert) and each group gets
+its own threshold at ``fpr / number of groups`` (see :mod:`.thresholds`).
+
+Torch is never imported here unless a learned detector is requested, or ``auto``/``all`` finds
+one installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..analysis import Calibration, DetectionResult, Detector, available_detectors, get_detector
+from .choices import DETECTOR_CHOICES
+
+__all__ = [
+    "CLASSICAL",
+    "DETECTOR_CHOICES",
+    "LEARNED",
+    "Analysis",
+    "HeatMap",
+    "Suite",
+    "SuiteError",
+    "build_suite",
+    "learned_available",
+]
+
+CLASSICAL = ("ws", "spa")
+LEARNED = ("cnn", "pretrained")
+#: Images above this many pixels are analysed in blocks (bounded memory for any size).
+BLOCK_PIXELS = 4096 * 4096
+#: Block side (a multiple of every detector's tile size, so tile maps stitch exactly).
+BLOCK_SIDE = 2048
+
+
+#: Score map of the classical group statistic (payload in bits per sample).
+CLASSICAL_CALIBRATION = Calibration.from_points(0.05, 0.10)
+#: Score map of per-tile payload estimates (64x64 tiles are noisy: on clean photos the 95th
+#: percentile of WS tile estimates is ~0.14 bpp, so 0.5 sits at 0.15 and 0.95 at 0.30).
+TILE_CALIBRATION = Calibration.from_points(0.15, 0.30)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    return math.log(p / (1 - p))
+
+
+class SuiteError(Exception):
+    """A requested detector is not available; the message is one line for the user."""
+
+
+@dataclass
+class HeatMap:
+    """Per-tile suspicion in [0, 1] (``nan`` where a tile cannot be judged)."""
+
+    source: str
+    tile: int
+    values: np.ndarray
+
+    def to_json(self) -> dict[str, Any]:
+        """Rows of rounded floats (``None`` for nan)."""
+        rows = [[None if not math.isfinite(v) else round(float(v), 3) for v in row]
+                for row in self.values]
+        return {"source": self.source, "tile": self.tile, "rows": len(rows),
+                "cols": len(rows[0]) if rows else 0, "values": rows}
+
+
+@dataclass
+class Analysis:
+    """What the suite says about one image."""
+
+    score: float
+    payload_bpp: float | None
+    detectors: dict[str, float]
+    groups: dict[str, float]
+    """Score of each fused group."""
+    stats: dict[str, float]
+    """Statistic of each fused group (thresholds apply to it; ``nan`` = no judgement)."""
+    heatmap: HeatMap | None = None
+
+
+def _learned_module(name: str) -> str:
+    return f"stegshield.analysis.{name}"
+
+
+def learned_available(name: str) -> bool:
+    """Whether the learned detector ``name`` is (or can be) registered, without importing torch
+    unless its module and torch are both installed."""
+    if name in available_detectors():
+        return True
+    try:
+        if importlib.util.find_spec(_learned_module(name)) is None:
+            return False
+        if importlib.util.find_spec("torch") is None:
+            return False
+    except (ImportError, ValueError):
+        return False
+    try:
+        importlib.import_module(_learned_module(name))  # registers itself
+    except Exception:
+        return False
+    return name in available_detectors()
+
+
+def _tile_scores(name: str, det: Detector, res: DetectionResult) -> np.ndarray | None:
+    """The detector's tile map as per-tile suspicion in [0, 1]."""
+    tm = res.tile_map
+    if tm is None:
+        return None
+    tm = np.asarray(tm, dtype=np.float64)
+    if tm.ndim != 2 or tm.size == 0:
+        return None
+    if name == "chi_square":  # p-values: high = looks embedded
+        return tm
+    cal: Callable[[float], float] | None = getattr(det, "calibration", None)
+    if name in CLASSICAL or name == "rs":
+        cal = TILE_CALIBRATION
+    finite = np.isfinite(tm)
+    in_unit = bool(finite.any()) and tm[finite].min() >= 0 and tm[finite].max() <= 1
+    if cal is None or (name in LEARNED and in_unit):
+        return np.clip(tm, 0.0, 1.0)
+    out = np.full(tm.shape, np.nan)
+    out[finite] = [cal(float(v)) for v in tm[finite]]
+    return out
+
+
+#: Per detector: (score, payload_bpp, tile scores, tile size, raw statistic).
+_Res = tuple[float, float | None, np.ndarray | None, int, float]
+
+
+@dataclass
+class _Member:
+    name: str
+    detector: Detector
+    group: str  # "classical", "learned" or "info"
+
+
+@dataclass
+class Suite:
+    """A set of detectors and the fusion rule; build it with :func:`build_suite`."""
+
+    mode: str
+    members: list[_Member] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def names(self) -> list[str]:
+        return [m.name for m in self.members]
+
+    @property
+    def groups(self) -> list[str]:
+        """Fused groups, in a stable order (``info`` members are never fused)."""
+        out: list[str] = []
+        for m in self.members:
+            g = m.group if m.group != "learned" else m.name
+            if m.group != "info" and g not in out:
+                out.append(g)
+        return out
+
+    def analyse(self, pixels: np.ndarray) -> Analysis:
+        """Run every member on ``pixels`` (in blocks when large) and fuse the scores."""
+        results = self._run(pixels)
+        scores = {name: float(r[0]) for name, r in results.items()}
+        group_scores: dict[str, float] = {}
+        stats: dict[str, float] = {}
+        payload: float | None = None
+        classical = [m.name for m in self.members if m.group == "classical"]
+        if classical:
+            raws = [results[n][4] for n in classical]
+            finite = [r for r in raws if math.isfinite(r)]
+            stat = min(finite) if finite else math.nan
+            stats["classical"] = stat
+            group_scores["classical"] = CLASSICAL_CALIBRATION(stat) if finite else 0.0
+            payload = float(np.clip(stat, 0.0, 1.0)) if finite else None
+        for m in self.members:
+            if m.group == "learned":
+                group_scores[m.name] = scores[m.name]
+                stats[m.name] = _logit(scores[m.name])
+                if payload is None and results[m.name][1] is not None:
+                    payload = results[m.name][1]
+        fused = max(group_scores.values()) if group_scores else 0.0
+        heat = self._heatmap(results, scores)
+        return Analysis(score=fused, payload_bpp=payload, detectors=scores,
+                        groups=group_scores, stats=stats, heatmap=heat)
+
+    def stat_of_score(self, group: str, score: float) -> float:
+        """The group statistic whose score is ``score`` (to apply a user's --threshold)."""
+        if group == "classical":
+            cal = CLASSICAL_CALIBRATION
+            return (_logit(score) - cal.b) / cal.a
+        return _logit(score)
+
+    def _heatmap(self, results: dict[str, _Res],
+                 scores: dict[str, float]) -> HeatMap | None:
+        ranked = sorted((m for m in self.members if results[m.name][2] is not None),
+                        key=lambda m: (m.group == "info", -scores[m.name]))
+        if not ranked:
+            return None
+        best = ranked[0]
+        _, _, values, tile, _ = results[best.name]
+        assert values is not None
+        return HeatMap(source=best.name, tile=tile, values=values)
+
+    def _run(self, pixels: np.ndarray
+             ) -> dict[str, _Res]:
+        h, w = pixels.shape[:2]
+        if h * w <= BLOCK_PIXELS:
+            out = {}
+            for m in self.members:
+                res = m.detector.detect(pixels)
+                out[m.name] = (float(res.score), res.payload_bpp,
+                               _tile_scores(m.name, m.detector, res),
+                               int(getattr(m.detector, "tile", 0) or 0), float(res.raw))
+            return out
+        return self._run_blocks(pixels)
+
+    def _run_blocks(self, pixels: np.ndarray
+                    ) -> dict[str, _Res]:
+        """Pixel-weighted combination of per-block results; tile maps are stitched."""
+        h, w = pixels.shape[:2]
+        s = BLOCK_SIDE
+        out = {}
+        for m in self.members:
+            tile = int(getattr(m.detector, "tile", 0) or 0)
+            cal = getattr(m.detector, "calibration", None)
+            raws, scores, pays, weights = [], [], [], []
+            grid: list[list[np.ndarray | None]] = []
+            for y in range(0, h, s):
+                row: list[np.ndarray | None] = []
+                for x in range(0, w, s):
+                    block = pixels[y:y + s, x:x + s]
+                    res = m.detector.detect(block)
+                    wgt = float(block.shape[0] * block.shape[1])
+                    weights.append(wgt)
+                    raws.append(float(res.raw))
+                    scores.append(float(res.score))
+                    pays.append(np.nan if res.payload_bpp is None else float(res.payload_bpp))
+                    row.append(_tile_scores(m.name, m.detector, res))
+                grid.append(row)
+            wts, raw_a = np.asarray(weights), np.asarray(raws)
+            ok = np.isfinite(raw_a)
+            raw = float(np.average(raw_a[ok], weights=wts[ok])) if ok.any() else math.nan
+            if cal is not None and m.group != "learned" and ok.any():
+                score = float(cal(raw))
+            else:
+                score = float(np.average(np.asarray(scores), weights=wts))
+            pay_a = np.asarray(pays)
+            okp = np.isfinite(pay_a)
+            payload = (float(np.clip(np.average(pay_a[okp], weights=wts[okp]), 0, 1))
+                       if okp.any() else None)
+            stitched = None
+            if tile and all(c is not None for r in grid for c in r):
+                stitched = np.vstack([np.hstack([c for c in r if c is not None]) for r in grid])
+            out[m.name] = (score, payload, stitched, tile, raw)
+        return out
+
+
+def _make(name: str, group: str, **kwargs: Any) -> _Member:
+    try:
+        det = get_detector(name, **kwargs)
+    except KeyError as exc:
+        raise SuiteError(f"detector {name!r} is not available") from exc
+    return _Member(name=name, detector=det, group=group)
+
+
+def _learned(name: str) -> _Member:
+    if not learned_available(name):
+        raise SuiteError(f"the {name} detector is not installed (it needs torch and its "
+                         "weights); use --detector classical")
+    try:
+        return _make(name, "learned")
+    except SuiteError:
+        raise
+    except Exception as exc:
+        raise SuiteError(f"the {name} detector could not be loaded: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                         ) from exc
+
+
+def build_suite(spec: str = "auto") -> Suite:
+    """Build the detector suite for a ``--detector`` choice, or raise :class:`SuiteError`."""
+    if spec not in DETECTOR_CHOICES:
+        raise SuiteError(f"unknown detector choice {spec!r}; choose from "
+                         f"{', '.join(DETECTOR_CHOICES)}")
+    classical = [_make(n, "classical") for n in CLASSICAL]
+    if spec == "classical":
+        return Suite(mode="classical", members=classical)
+    if spec in LEARNED:
+        return Suite(mode=spec, members=[_learned(spec)])
+    if spec == "auto":
+        notes: list[str] = []
+        if learned_available("cnn"):
+            try:
+                return Suite(mode="cnn+classical", members=[_learned("cnn"), *classical])
+            except SuiteError as exc:
+                notes.append(f"{exc}; scanning with the classical detectors only")
+        return Suite(mode="classical", members=classical, notes=notes)
+    # all
+    members = list(classical)
+    notes = []
+    for name in LEARNED:
+        if learned_available(name):
+            try:
+                members.insert(0, _learned(name))
+            except SuiteError as exc:
+                notes.append(str(exc))
+    known = set(CLASSICAL) | set(LEARNED)
+    for name in ("rs", "chi_square"):  # reported first among the extras
+        if name in available_detectors():
+            members.append(_make(name, "info"))
+            known.add(name)
+    for name in available_detectors():
+        if name not in known:
+            members.append(_make(name, "info"))
+    mode = "+".join([m.name for m in members if m.group == "learned"] + ["classical"])
+    return Suite(mode=f"all:{mode}", members=members, notes=notes)

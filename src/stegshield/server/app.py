@@ -1,0 +1,401 @@
+"""The HTTP API (FastAPI) and the web page, served by one process.
+
+* ``GET /healthz``; ``POST /v1/scan`` (one or several images -> the JSON objects of
+  ``stegshield scan --format jsonl``); ``POST /v1/hide``; ``POST /v1/reveal``;
+  ``POST /v1/encrypt`` and ``/v1/decrypt`` when :mod:`stegshield.cipher` is installed;
+  ``GET /`` the web page; ``/docs`` and ``/openapi.json`` the API description.
+* Uploads are parsed in memory with a size limit (:mod:`.multipart`) and never written to
+  disk unless ``save_uploads`` is set; decoded images are bounded by ``max_pixels``.
+* CPU work runs in worker threads (at most ``workers`` at once), so a slow request never
+  blocks the event loop and health checks answer while scans run.
+* Optional bearer token on every ``/v1`` route (``Authorization: Bearer T`` or ``X-API-Token``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from .. import __version__
+from ..crypto.container import Payload
+from ..crypto.kdf import DEFAULT_KDF, KdfParams
+from ..imaging import ImageError, atomic_write, encode_image, open_image
+from ..scan.scanner import Scanner, ScanOptions, ScanResult, tune_malloc
+from ..scan.suite import DETECTOR_CHOICES, SuiteError
+from ..stego.errors import (
+    DEFAULT_RATE,
+    MAX_RATE,
+    IntegrityError,
+    NoHiddenDataError,
+    StegoError,
+)
+from .multipart import FormData, FormError, parse_form
+
+__all__ = ["ApiError", "ServerConfig", "create_app"]
+
+T = TypeVar("T")
+DEFAULT_MAX_UPLOAD = 64 * 1024 * 1024
+DEFAULT_SERVER_PIXELS = 50_000_000
+_HIDE_FORMATS = {"png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp"),
+                 "bmp": ("BMP", "image/bmp"), "tiff": ("TIFF", "image/tiff")}
+_COSTS = ("hill", "suniward", "wow")
+_PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
+             "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+@dataclass
+class ServerConfig:
+    """Limits and defaults of one server process."""
+
+    token: str | None = None
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD
+    max_files: int = 32
+    max_pixels: int = DEFAULT_SERVER_PIXELS
+    detector: str = "auto"
+    fpr: float = 0.01
+    threshold: float | None = None
+    save_uploads: Path | None = None
+    workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
+    kdf: KdfParams = DEFAULT_KDF
+
+
+class ApiError(Exception):
+    """An error answered as ``{"detail": message}`` with ``status``."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _static_dir() -> Path:
+    return Path(str(resources.files("stegshield.server") / "static"))
+
+
+def _form_schema(fields: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "properties": fields, "required": required}}}}}
+
+
+_FILE = {"type": "string", "format": "binary"}
+
+
+def cipher_available() -> bool:
+    """Whether the image cipher (``stegshield.cipher``) offers its array/bytes API."""
+    try:
+        from .. import cipher
+
+        return callable(cipher.encrypt_image) and callable(cipher.decrypt_image)
+    except (ImportError, AttributeError):
+        return False
+
+
+def _add_cipher_routes(app: FastAPI, cfg: ServerConfig, work: Callable[..., Awaitable[Any]],
+                       read_form: Callable[[Request], Awaitable[FormData]],
+                       image_part: Callable[[FormData], tuple[str, bytes]],
+                       password: Callable[[FormData], bytes]) -> None:
+    """``/v1/encrypt`` and ``/v1/decrypt`` (password only; key files stay on the CLI)."""
+    from .. import cipher
+
+    def encrypt_bytes(data: bytes, pw: bytes) -> bytes:
+        png, _ = cipher.encrypt_image(data, password=pw, kdf=cfg.kdf,
+                                      max_pixels=cfg.max_pixels)
+        return bytes(png)
+
+    def decrypt_bytes(data: bytes, pw: bytes) -> bytes:
+        dec = cipher.decrypt_image(data, password=pw, max_pixels=cfg.max_pixels)
+        return encode_image(dec.pixels, dec.mode, "PNG")
+
+    def _errors(exc: Exception, name: str) -> ApiError:
+        if isinstance(exc, cipher.WrongKeyError):
+            return ApiError(403, str(exc))
+        if isinstance(exc, cipher.CipherIntegrityError):
+            return ApiError(409, str(exc).replace("<bytes>", name))
+        return ApiError(422, str(exc).replace("<bytes>", name).replace(
+            " (raise it with --max-pixels)", ""))
+
+    form_doc = _form_schema({"image": _FILE, "password": {"type": "string",
+                                                          "format": "password"}},
+                            ["image", "password"])
+    png_doc = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
+
+    @app.post("/v1/encrypt", tags=["cipher"], response_class=Response, responses=png_doc,
+              openapi_extra=form_doc)
+    async def encrypt(request: Request) -> Response:
+        """Encrypt an image into a cipher-image PNG (same size; header in a PNG chunk)."""
+        form = await read_form(request)
+        name, data = image_part(form)
+        try:
+            out = await work(encrypt_bytes, data, password(form))
+        except (ImageError, cipher.CipherError) as exc:
+            raise _errors(exc, name) from exc
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:64] or "image"
+        return Response(out, media_type="image/png", headers={
+            "Content-Disposition": f'attachment; filename="{stem}_cipher.png"',
+            "Cache-Control": "no-store"})
+
+    @app.post("/v1/decrypt", tags=["cipher"], response_class=Response, responses=png_doc,
+              openapi_extra=form_doc)
+    async def decrypt(request: Request) -> Response:
+        """Decrypt a cipher-image (403 wrong password, 409 altered) into a PNG."""
+        form = await read_form(request)
+        name, data = image_part(form)
+        try:
+            out = await work(decrypt_bytes, data, password(form))
+        except (ImageError, cipher.CipherError) as exc:
+            raise _errors(exc, name) from exc
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:64] or "image"
+        return Response(out, media_type="image/png", headers={
+            "Content-Disposition": f'attachment; filename="{stem}_plain.png"',
+            "Cache-Control": "no-store"})
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    """Build the application (no network or disk access until requests arrive)."""
+    cfg = config or ServerConfig()
+    tune_malloc()
+    limiter = anyio.CapacityLimiter(cfg.workers)
+    scanners: dict[str, Scanner] = {}
+    scanners_lock = threading.Lock()
+    has_cipher = cipher_available()
+    app = FastAPI(title="stegshield", version=__version__,
+                  description="Scan images for hidden data; hide and reveal sealed messages.")
+
+    def scanner_for(detector: str | None) -> Scanner:
+        key = detector or cfg.detector
+        if key not in DETECTOR_CHOICES:
+            raise ApiError(422, f"unknown detector {key!r}; choose from "
+                           f"{', '.join(DETECTOR_CHOICES)}")
+        with scanners_lock:
+            if key not in scanners:
+                opts = ScanOptions(detector=key, fpr=cfg.fpr, threshold=cfg.threshold,
+                                   max_pixels=cfg.max_pixels)
+                try:
+                    scanners[key] = Scanner(opts)
+                except SuiteError as exc:
+                    raise ApiError(422, str(exc)) from exc
+            return scanners[key]
+
+    async def work(fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=limiter)
+
+    def check_token(request: Request) -> None:
+        if cfg.token is None:
+            return
+        given = request.headers.get("x-api-token")
+        auth = request.headers.get("authorization", "")
+        if given is None and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        if given is None or not hmac.compare_digest(given.encode(), cfg.token.encode()):
+            raise ApiError(401, "missing or wrong API token")
+
+    async def read_form(request: Request) -> FormData:
+        check_token(request)
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > cfg.max_upload_bytes:
+            raise ApiError(413, f"request too large (limit {cfg.max_upload_bytes:,} bytes)")
+        try:
+            return await parse_form(request.headers.get("content-type"), request.stream(),
+                                    max_bytes=cfg.max_upload_bytes,
+                                    max_parts=cfg.max_files + 16)
+        except FormError as exc:
+            raise ApiError(exc.status, str(exc)) from exc
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
+
+    @app.middleware("http")
+    async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                       ) -> Response:
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        path = request.url.path
+        if path == "/" or path.startswith("/static/"):
+            response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    @app.get("/healthz", tags=["service"])
+    async def healthz() -> dict[str, Any]:
+        """Liveness: answers at once, even while scans run."""
+        return {"status": "ok", "version": __version__, "auth": cfg.token is not None,
+                "max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
+                "max_files": cfg.max_files, "cipher": has_cipher}
+
+    def _save(data: bytes, filename: str) -> None:
+        assert cfg.save_uploads is not None
+        ext = re.sub(r"[^a-z0-9.]", "", Path(filename).suffix.lower())[:8]
+        target = cfg.save_uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
+        if not target.exists():
+            atomic_write(target, data)
+
+    def _scan_all(sc: Scanner, files: list[tuple[str, bytes]]) -> list[ScanResult]:
+        out = []
+        for name, data in files:
+            if cfg.save_uploads is not None:
+                _save(data, name)
+            out.append(sc.scan_bytes(data, name))
+        return out
+
+    @app.post("/v1/scan", tags=["scan"], openapi_extra=_form_schema(
+        {"files": {"type": "array", "items": _FILE,
+                   "description": "one or several images (field name 'files' or 'file')"}},
+        ["files"]))
+    async def scan(request: Request, heatmap: bool = False,
+                   detector: str | None = None) -> dict[str, Any]:
+        """Scan uploaded images; each result is the JSON object of ``scan --format jsonl``.
+
+        ``heatmap=true`` adds the per-tile scores of each image.
+        """
+        form = await read_form(request)
+        parts = form.files("files", "file") or form.files()
+        if not parts:
+            raise ApiError(422, "no image uploaded (send multipart field 'files')")
+        if len(parts) > cfg.max_files:
+            raise ApiError(413, f"too many files (at most {cfg.max_files} per request)")
+        sc = scanner_for(detector)
+        files = [(p.filename or f"upload-{i}", p.data) for i, p in enumerate(parts)]
+        results = []
+        for name, data in files:  # one thread job per image: other requests interleave
+            results.extend(await work(_scan_all, sc, [(name, data)]))
+        return {"detector": sc.suite.mode, "thresholds": sc.thresholds.describe(),
+                "results": [r.to_json(heatmap=heatmap) for r in results]}
+
+    def _image_part(form: FormData) -> tuple[str, bytes]:
+        parts = form.files("image", "file", "files") or form.files()
+        if not parts:
+            raise ApiError(422, "no image uploaded (send multipart field 'image')")
+        return parts[0].filename or "image", parts[0].data
+
+    def _password(form: FormData) -> bytes:
+        pw = form.text("password")
+        if not pw:
+            raise ApiError(422, "a non-empty 'password' field is required")
+        return pw.encode("utf-8")
+
+    def _image_error(exc: ImageError, name: str) -> ApiError:
+        return ApiError(422, str(exc).replace("<bytes>", name).replace(
+            " (raise it with --max-pixels)", ""))
+
+    def _hide(data: bytes, name: str, payload: Payload, password: bytes, rate: float,
+              cost: str, fmt: str) -> tuple[bytes, dict[str, Any]]:
+        from ..stego.embed import hide_array
+
+        img = open_image(data, cfg.max_pixels)
+        stego, report = hide_array(img.pixels, img.mode, payload, password, rate=rate,
+                                   cost=cost, kdf=cfg.kdf)
+        return encode_image(stego, img.mode, fmt), {
+            "payload_bytes": report.payload_bytes, "embedded_bytes": report.embedded_bytes,
+            "changes": report.changes, "rate": round(report.rate, 5),
+            "lossy_source": img.lossy_source}
+
+    @app.post("/v1/hide", tags=["stego"], response_class=Response,
+              responses={200: {"content": {"image/png": {}}, "description": "stego image"}},
+              openapi_extra=_form_schema({
+                  "image": _FILE, "message": {"type": "string"}, "payload": _FILE,
+                  "password": {"type": "string", "format": "password"},
+                  "rate": {"type": "number", "default": DEFAULT_RATE, "maximum": MAX_RATE},
+                  "cost": {"type": "string", "enum": list(_COSTS), "default": "hill"},
+                  "format": {"type": "string", "enum": list(_HIDE_FORMATS), "default": "png"}},
+                  ["image", "password"]))
+    async def hide(request: Request) -> Response:
+        """Hide a message (or a file) in an image, sealed with a password.
+
+        Returns the stego image; ``X-Stegshield-*`` headers describe the embedding.
+        """
+        form = await read_form(request)
+        name, data = _image_part(form)
+        password = _password(form)
+        message = form.text("message")
+        files = form.files("payload")
+        if (message is None) == (not files):
+            raise ApiError(422, "give either 'message' or a 'payload' file")
+        payload = (Payload(message.encode("utf-8"), is_text=True) if message is not None
+                   else Payload(files[0].data, is_text=False,
+                                name=Path(files[0].filename or "").name))
+        try:
+            rate = float(form.text("rate") or DEFAULT_RATE)
+        except ValueError:
+            raise ApiError(422, "'rate' must be a number") from None
+        if not 0 < rate <= MAX_RATE:
+            raise ApiError(422, f"'rate' must be in (0, {MAX_RATE}]")
+        cost = form.text("cost") or "hill"
+        if cost not in _COSTS:
+            raise ApiError(422, f"'cost' must be one of {', '.join(_COSTS)}")
+        fmt_key = (form.text("format") or "png").lower()
+        if fmt_key not in _HIDE_FORMATS:
+            raise ApiError(422, f"'format' must be one of {', '.join(_HIDE_FORMATS)}")
+        fmt, media = _HIDE_FORMATS[fmt_key]
+        try:
+            out, info = await work(_hide, data, name, payload, password, rate, cost, fmt)
+        except ImageError as exc:
+            raise _image_error(exc, name) from exc
+        except StegoError as exc:
+            raise ApiError(422, str(exc)) from exc
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:64] or "image"
+        headers = {"Content-Disposition": f'attachment; filename="{stem}_stego.{fmt_key}"',
+                   "Cache-Control": "no-store"}
+        headers.update({f"X-Stegshield-{k.replace('_', '-').title()}": str(v)
+                        for k, v in info.items()})
+        return Response(out, media_type=media, headers=headers)
+
+    def _reveal(data: bytes, password: bytes) -> Payload:
+        from ..stego.embed import reveal_array
+
+        img = open_image(data, cfg.max_pixels)
+        return reveal_array(img.pixels, img.mode, password, kdf=cfg.kdf)
+
+    @app.post("/v1/reveal", tags=["stego"], openapi_extra=_form_schema(
+        {"image": _FILE, "password": {"type": "string", "format": "password"}},
+        ["image", "password"]))
+    async def reveal(request: Request) -> JSONResponse:
+        """Recover what was hidden under a password (404: nothing found, 409: altered)."""
+        form = await read_form(request)
+        name, data = _image_part(form)
+        password = _password(form)
+        try:
+            payload = await work(_reveal, data, password)
+        except ImageError as exc:
+            raise _image_error(exc, name) from exc
+        except NoHiddenDataError as exc:
+            raise ApiError(404, str(exc)) from exc
+        except IntegrityError as exc:
+            raise ApiError(409, str(exc)) from exc
+        except StegoError as exc:
+            raise ApiError(422, str(exc)) from exc
+        body: dict[str, Any] = {"is_text": payload.is_text, "name": payload.name,
+                                "size": len(payload.data), "text": None, "data_base64": None}
+        if payload.is_text:
+            body["text"] = payload.data.decode("utf-8", errors="replace")
+        else:
+            body["data_base64"] = base64.b64encode(payload.data).decode("ascii")
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+    if has_cipher:
+        _add_cipher_routes(app, cfg, work, read_form, _image_part, _password)
+
+    static = _static_dir()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(static / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    return app

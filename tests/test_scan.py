@@ -1,0 +1,272 @@
+"""Batch scanning: formats, verdicts, exit codes, output formats, HTML report, parallelism."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from stegshield import analysis
+from stegshield.analysis import DetectionResult
+from stegshield.analysis.synthetic import lsb_replace, synthetic_cover
+from stegshield.scan import Scanner, ScanOptions, build_suite, scan_paths
+from stegshield.scan import suite as suite_mod
+from stegshield.scan.commands import scan
+from stegshield.scan.report import heat_colours
+from stegshield.scan.suite import SuiteError, learned_available
+from stegshield.scan.thresholds import Thresholds, classical_threshold, logit
+
+REQUIRED_KEYS = {"path", "score", "verdict", "payload_bpp", "detectors", "sha256", "error"}
+
+
+def _cover(seed: int = 0, size: int = 160, channels: int | None = 3) -> np.ndarray:
+    return synthetic_cover(np.random.default_rng(seed), (size, size), channels=channels)
+
+
+def _stego(seed: int = 0, size: int = 160, rate: float = 0.6) -> np.ndarray:
+    return lsb_replace(_cover(seed, size), rate, np.random.default_rng(seed + 100))
+
+
+@pytest.fixture(scope="module")
+def scanner() -> Scanner:
+    return Scanner(ScanOptions(detector="classical"))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """clean.png, stego.png, tiny.png, broken.png and sub/clean2.bmp."""
+    Image.fromarray(_cover(1)).save(tmp_path / "clean.png")
+    Image.fromarray(_stego(2)).save(tmp_path / "stego.png")
+    Image.fromarray(_cover(3, 12)).save(tmp_path / "tiny.png")
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    (tmp_path / "notes.txt").write_text("not an image, ignored when walking")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(_cover(4)).save(tmp_path / "sub" / "clean2.bmp")
+    return tmp_path
+
+
+def test_clean_and_stego_verdicts(scanner: Scanner) -> None:
+    clean = scanner.scan_bytes(_png(_cover(5)), "clean.png")
+    stego = scanner.scan_bytes(_png(_stego(5)), "stego.png")
+    assert clean.verdict == "clean" and clean.score is not None and clean.score < 0.5
+    assert stego.verdict == "alert" and stego.score is not None and stego.score > 0.95
+    assert stego.payload_bpp is not None and 0.4 < stego.payload_bpp < 0.8
+    assert set(stego.detectors) == {"ws", "spa"}
+    assert stego.reliable and stego.heatmap is not None
+    assert stego.heatmap.values.shape == (3, 3)  # 160 px in 64 px tiles
+    assert np.nanmean(stego.heatmap.values) > 0.8
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _encode(arr: np.ndarray, fmt: str, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt,kw,gray", [
+    ("PNG", {}, False), ("BMP", {}, False), ("TIFF", {}, False), ("PPM", {}, True),
+    ("PPM", {}, False), ("WEBP", {"lossless": True}, False),
+])
+def test_lossless_formats_scanned_reliably(scanner: Scanner, fmt: str, kw: dict[str, object],
+                                           gray: bool) -> None:
+    arr = _stego(6, 128) if not gray else lsb_replace(_cover(6, 128, None), 0.6,
+                                                       np.random.default_rng(1))
+    r = scanner.scan_bytes(_encode(arr, fmt, **kw), f"x.{fmt.lower()}")
+    assert r.error is None and r.reliable is True
+    assert r.verdict == "alert", (fmt, r.score)
+
+
+def test_jpeg_gif_palette_16bit_are_scanned_with_notes(scanner: Scanner) -> None:
+    cover = _cover(7, 128)
+    jpg = scanner.scan_bytes(_encode(cover, "JPEG", quality=90), "x.jpg")
+    assert jpg.error is None and jpg.reliable is False and "JPEG" in " ".join(jpg.notes)
+    frames = [Image.fromarray(cover).convert("P"), Image.fromarray(_cover(8, 128)).convert("P")]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    gif = scanner.scan_bytes(buf.getvalue(), "x.gif")
+    assert gif.error is None and gif.verdict in ("clean", "suspicious", "alert")
+    assert any("first of 2 frames" in n for n in gif.notes)
+    assert any("palette" in n for n in gif.notes) and gif.reliable is False
+    wide = Image.fromarray(cover[:, :, 0].astype(np.uint16) * 257)
+    r16 = scanner.scan_bytes(_encode(np.asarray(wide), "PNG"), "x16.png")
+    assert r16.error is None and r16.reliable is False and "16-bit" in " ".join(r16.notes)
+    rgba = np.dstack([_stego(9, 128), np.full((128, 128), 255, np.uint8)])
+    assert scanner.scan_bytes(_png(rgba), "a.png").verdict == "alert"
+
+
+def test_tiny_broken_and_missing(scanner: Scanner, tmp_path: Path) -> None:
+    tiny = scanner.scan_bytes(_png(_cover(1, 12)), "tiny.png")
+    assert tiny.verdict == "too_small" and tiny.score is None
+    assert "too small" in " ".join(tiny.notes)
+    bad = scanner.scan_bytes(b"GIF89a garbage", "bad.gif")
+    assert bad.verdict == "error" and bad.error and "\n" not in bad.error
+    assert bad.sha256 == hashlib.sha256(b"GIF89a garbage").hexdigest()
+    missing = scanner.scan_path(tmp_path / "nope.png")
+    assert missing.verdict == "error" and "cannot read" in (missing.error or "")
+    big = Scanner(ScanOptions(detector="classical", max_pixels=1000))
+    assert "exceeds the limit" in (big.scan_bytes(_png(_cover(1, 64)), "b.png").error or "")
+
+
+def test_blocked_analysis_matches_whole_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    arr = _stego(10, 300, rate=0.3)
+    whole = build_suite("classical").analyse(arr)
+    monkeypatch.setattr(suite_mod, "BLOCK_PIXELS", 128 * 128)
+    monkeypatch.setattr(suite_mod, "BLOCK_SIDE", 128)
+    blocked = build_suite("classical").analyse(arr)
+    assert whole.heatmap is not None and blocked.heatmap is not None
+    assert blocked.heatmap.values.shape == whole.heatmap.values.shape == (5, 5)
+    assert abs(blocked.score - whole.score) < 0.05
+    assert blocked.payload_bpp is not None and whole.payload_bpp is not None
+    assert abs(blocked.payload_bpp - whole.payload_bpp) < 0.05
+
+
+def test_detector_choices() -> None:
+    assert build_suite("classical").groups == ["classical"]
+    everything = build_suite("all")
+    assert {"chi_square", "rs"} <= set(everything.names) and "classical" in everything.groups
+    assert "chi_square" not in everything.groups  # reported, never fused
+    with pytest.raises(SuiteError):
+        build_suite("nonsense")
+    if not learned_available("cnn"):
+        assert build_suite("auto").mode == "classical"
+        with pytest.raises(SuiteError, match="cnn"):
+            build_suite("cnn")
+
+
+class _FakeCNN:
+    """A stand-in learned detector: suspicious when the image is bright."""
+
+    name = "cnn"
+    tile = 64
+    thresholds: ClassVar[dict[str, float]] = {"0.005": 0.95, "0.05": 0.8}
+
+    def detect(self, image: np.ndarray) -> DetectionResult:
+        p = float(image.mean() > 200)
+        tiles = np.full((-(-image.shape[0] // 64), -(-image.shape[1] // 64)), p)
+        return DetectionResult(score=0.99 * p + 0.005, payload_bpp=None, raw=p, tile_map=tiles)
+
+
+def test_auto_fuses_a_learned_detector(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(analysis._REGISTRY, "cnn", _FakeCNN)
+    suite = build_suite("auto")
+    assert suite.mode == "cnn+classical" and suite.groups == ["cnn", "classical"]
+    sc = Scanner(ScanOptions(detector="auto", fpr=0.01))  # 0.005 per group
+    assert sc.thresholds.groups["cnn"][0] == pytest.approx(logit(0.95))
+    assert sc.thresholds.groups["classical"][0] == pytest.approx(classical_threshold(0.005))
+    bright = np.clip(_cover(11).astype(int) + 120, 0, 255).astype(np.uint8)
+    r = sc.scan_bytes(_png(bright), "bright.png")
+    assert r.verdict == "alert" and r.detectors["group:cnn"] > 0.9
+    assert r.heatmap is not None and r.heatmap.source == "cnn"
+    r = sc.scan_bytes(_png(_stego(11)), "stego.png")  # classical group alerts alone
+    assert r.verdict == "alert" and r.detectors["cnn"] < 0.1
+    assert sc.scan_bytes(_png(_cover(12)), "c.png").verdict != "alert"
+
+
+def test_classical_scan_never_imports_torch() -> None:
+    code = ("import sys, numpy as np; from stegshield.scan import Scanner, ScanOptions;"
+            "s = Scanner(ScanOptions(detector='classical'));"
+            "s.suite.analyse(np.zeros((64, 64), np.uint8)); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False"
+
+
+def test_thresholds_and_verdicts() -> None:
+    ts = [classical_threshold(f) for f in (0.001, 0.01, 0.05, 0.2)]
+    assert all(a >= b for a, b in itertools.pairwise(ts))
+    assert classical_threshold(0.01) == pytest.approx(0.20)
+    th = Thresholds({"classical": (0.2, 0.05)})
+    assert th.verdict({"classical": 0.3}) == "alert"
+    assert th.verdict({"classical": 0.1}) == "suspicious"
+    assert th.verdict({"classical": 0.01}) == "clean"
+    assert th.verdict({"classical": float("nan")}) == "clean"
+    sc = Scanner(ScanOptions(detector="classical", threshold=0.5))
+    alert, suspicious = sc.thresholds.groups["classical"]
+    assert alert == pytest.approx(0.05) and suspicious < alert  # score 0.5 <-> 0.05 bpp
+    assert heat_colours(np.array([[0.0, 1.0]]))[0, 0, 3] == 0
+
+
+def test_parallel_scan_matches_serial(folder: Path) -> None:
+    paths = sorted(folder.rglob("*.png"))
+    opts = ScanOptions(detector="classical")
+    serial = {r.path: r for r in scan_paths(paths, opts, jobs=1)}
+    parallel = {r.path: r for r in scan_paths(paths, opts, jobs=2)}
+    assert serial.keys() == parallel.keys()
+    for k, r in serial.items():
+        assert (r.verdict, r.score, r.sha256) == (parallel[k].verdict, parallel[k].score,
+                                                   parallel[k].sha256)
+
+
+# ---- the command --------------------------------------------------------------------------
+
+def _run(*args: str) -> tuple[int, str, str]:
+    res = CliRunner().invoke(scan, list(args), catch_exceptions=False)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def test_cli_exit_codes(folder: Path) -> None:
+    code, out, _ = _run("--detector", "classical", str(folder / "clean.png"))
+    assert code == 0 and "clean" in out and "scanned 1 image" in out
+    code, out, _ = _run("--detector", "classical", str(folder))
+    assert code == 1  # stego.png alerts; broken.png is an error but alerts win
+    assert "broken.png" in out and "sub" not in out  # no -r: top level only
+    code, _, _ = _run("--detector", "classical", str(folder / "broken.png"),
+                      str(folder / "clean.png"))
+    assert code == 2
+    code, _, err = _run("--fpr", "0.01", "--threshold", "0.5", str(folder))
+    assert code == 2 and "stegshield: error:" in err
+
+
+def test_cli_jsonl_csv_and_recursion(folder: Path) -> None:
+    code, out, err = _run("--detector", "classical", "--format", "jsonl", "-r", str(folder))
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 1 and len(rows) == 5  # notes.txt is not walked
+    assert all(row.keys() >= REQUIRED_KEYS for row in rows)
+    by = {Path(r["path"]).name: r for r in rows}
+    assert by["stego.png"]["verdict"] == "alert" and by["clean2.bmp"]["verdict"] == "clean"
+    assert by["broken.png"]["verdict"] == "error" and by["broken.png"]["error"]
+    assert by["tiny.png"]["verdict"] == "too_small"
+    assert "scanned 5 images" in err and "1 alert" in err
+    code, out, _ = _run("--detector", "classical", "--format", "csv", "--jobs", "2", "-r",
+                        str(folder))
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert len(table) == 5 and {"path", "verdict", "score", "ws", "spa"} <= table[0].keys()
+
+
+def test_cli_threshold_controls_alerts(folder: Path) -> None:
+    code, out, _ = _run("--detector", "classical", "--threshold", "0.9999999",
+                        "--format", "jsonl", str(folder / "clean.png"))
+    assert code == 0 and json.loads(out)["verdict"] == "clean"
+    code, _, _ = _run("--detector", "classical", "--threshold", "0", str(folder / "clean.png"))
+    assert code == 1
+
+
+def test_html_report(folder: Path, tmp_path: Path) -> None:
+    report = tmp_path / "out" / "report.html"
+    report.parent.mkdir()
+    code, _, err = _run("--detector", "classical", "-r", "--report", str(report), str(folder))
+    assert code == 1 and "report written" in err
+    page = report.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert "http://" not in page and "https://" not in page and "<script" not in page
+    assert page.count('class="heat"') == 1  # one flagged image -> one heat map
+    assert page.count("data:image/png;base64,") == 2  # its thumbnail + heat map
+    assert page.index("stego.png") < page.index("clean.png")  # sorted by score
+    assert "broken.png" in page and "too_small" in page

@@ -1,0 +1,236 @@
+"""HTTP API: scan, hide/reveal, limits, token, concurrency (in-process and over loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+
+import httpx
+import uvicorn
+from click.testing import CliRunner
+
+with warnings.catch_warnings():  # starlette warns that httpx-based TestClient is deprecated
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+from PIL import Image
+
+from stegshield.analysis.synthetic import lsb_replace, synthetic_cover
+from stegshield.crypto.kdf import TEST_KDF
+from stegshield.server import ServerConfig, create_app
+
+SCAN_KEYS = {"path", "score", "verdict", "payload_bpp", "detectors", "sha256", "error"}
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _cover(seed: int = 0, size: int = 128) -> np.ndarray:
+    return synthetic_cover(np.random.default_rng(seed), (size, size), channels=3)
+
+
+CLEAN = _png(_cover(1))
+STEGO = _png(lsb_replace(_cover(2), 0.6, np.random.default_rng(0)))
+
+
+def _config(**kw: object) -> ServerConfig:
+    base: dict[str, object] = {"detector": "classical", "kdf": TEST_KDF, "workers": 2}
+    base.update(kw)
+    return ServerConfig(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    with TestClient(create_app(_config())) as c:
+        yield c
+
+
+def test_healthz_and_openapi(client: TestClient) -> None:
+    r = client.get("/healthz")
+    assert r.status_code == 200 and r.json()["status"] == "ok"
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/scan", "/v1/hide", "/v1/reveal", "/healthz"} <= spec["paths"].keys()
+    assert "multipart/form-data" in spec["paths"]["/v1/scan"]["post"]["requestBody"]["content"]
+
+
+def test_scan_several_images(client: TestClient) -> None:
+    files = [("files", ("clean.png", CLEAN, "image/png")),
+             ("files", ("stego.png", STEGO, "image/png")),
+             ("files", ("junk.png", b"junk", "image/png"))]
+    r = client.post("/v1/scan", files=files)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    results = {x["path"]: x for x in body["results"]}
+    assert all(x.keys() >= SCAN_KEYS for x in results.values())
+    assert results["clean.png"]["verdict"] != "alert"
+    assert results["stego.png"]["verdict"] == "alert"
+    assert results["junk.png"]["verdict"] == "error"
+    assert "heatmap" not in results["stego.png"]
+    r = client.post("/v1/scan?heatmap=true", files={"file": ("s.png", STEGO, "image/png")})
+    hm = r.json()["results"][0]["heatmap"]
+    assert hm["rows"] == 2 and hm["cols"] == 2 and hm["tile"] == 64
+
+
+def test_scan_rejects_bad_requests(client: TestClient) -> None:
+    assert client.post("/v1/scan", data={"x": "1"}).status_code in (415, 422)
+    assert client.post("/v1/scan", content=b"raw", headers={
+        "content-type": "application/octet-stream"}).status_code == 415
+    r = client.post("/v1/scan?detector=bogus", files={"files": ("a.png", CLEAN)})
+    assert r.status_code == 422 and "unknown detector" in r.json()["detail"]
+
+
+def test_hide_reveal_roundtrip(client: TestClient) -> None:
+    cover = _png(_cover(3, 160))
+    r = client.post("/v1/hide", files={"image": ("c.png", cover, "image/png")},
+                    data={"message": "meet at 6", "password": "pw"})
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "image/png"
+    assert int(r.headers["x-stegshield-payload-bytes"]) == 9
+    stego = r.content
+    ok = client.post("/v1/reveal", files={"image": ("s.png", stego)}, data={"password": "pw"})
+    assert ok.status_code == 200 and ok.json()["text"] == "meet at 6"
+    wrong = client.post("/v1/reveal", files={"image": ("s.png", stego)},
+                        data={"password": "nope"})
+    assert wrong.status_code == 404
+    payload = client.post("/v1/hide", files={"image": ("c.png", cover),
+                                             "payload": ("a.bin", b"\x00\x01\x02")},
+                          data={"password": "pw", "format": "webp"})
+    assert payload.status_code == 200 and payload.headers["content-type"] == "image/webp"
+    out = client.post("/v1/reveal", files={"image": ("s.webp", payload.content)},
+                      data={"password": "pw"}).json()
+    assert out["name"] == "a.bin" and out["data_base64"] == "AAEC"
+
+
+def test_hide_errors_are_one_line(client: TestClient) -> None:
+    gif = io.BytesIO()
+    Image.fromarray(_cover(4)).convert("P").save(gif, "GIF")
+    r = client.post("/v1/hide", files={"image": ("p.gif", gif.getvalue())},
+                    data={"message": "x", "password": "pw"})
+    assert r.status_code == 422 and "p.gif" in r.json()["detail"]
+    assert client.post("/v1/hide", files={"image": ("c.png", CLEAN)},
+                       data={"message": "x"}).status_code == 422
+    big = client.post("/v1/hide", files={"image": ("c.png", CLEAN)},
+                      data={"message": np.random.default_rng(0).bytes(20_000).hex(),
+                            "password": "pw"})
+    assert big.status_code == 422 and "too large" in big.json()["detail"]
+
+
+def test_encrypt_decrypt_when_cipher_exists(client: TestClient) -> None:
+    from stegshield.server.app import cipher_available
+
+    if not cipher_available():
+        pytest.skip("stegshield.cipher has no encrypt_image/decrypt_image yet")
+    plain = _png(_cover(7, 64))
+    enc = client.post("/v1/encrypt", files={"image": ("p.png", plain)},
+                      data={"password": "pw"})
+    assert enc.status_code == 200, enc.text
+    assert enc.headers["content-type"] == "image/png" and enc.content != plain
+    dec = client.post("/v1/decrypt", files={"image": ("c.png", enc.content)},
+                      data={"password": "pw"})
+    assert dec.status_code == 200
+    back = np.asarray(Image.open(io.BytesIO(dec.content)))
+    assert np.array_equal(back, np.asarray(Image.open(io.BytesIO(plain))))
+    wrong = client.post("/v1/decrypt", files={"image": ("c.png", enc.content)},
+                        data={"password": "nope"})
+    assert wrong.status_code == 403
+    notcipher = client.post("/v1/decrypt", files={"image": ("p.png", plain)},
+                            data={"password": "pw"})
+    assert notcipher.status_code == 422 and "p.png" in notcipher.json()["detail"]
+
+
+def test_limits_and_token(tmp_path: Path) -> None:
+    cfg = _config(token="s3cret", max_upload_bytes=40_000, max_pixels=100 * 100,
+                  save_uploads=tmp_path)
+    with TestClient(create_app(cfg)) as c:
+        assert c.get("/healthz").json()["auth"] is True
+        files = {"files": ("a.png", CLEAN)}
+        assert c.post("/v1/scan", files=files).status_code == 401
+        bad = c.post("/v1/scan", files=files, headers={"Authorization": "Bearer nope"})
+        assert bad.status_code == 401
+        ok = c.post("/v1/scan", files=files, headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert "exceeds the limit" in ok.json()["results"][0]["error"]  # 128x128 > 100x100
+        big = _png(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8))
+        r = c.post("/v1/scan", files={"files": ("b.png", big)}, headers={"X-API-Token": "s3cret"})
+        assert r.status_code == 413
+        assert len(list(tmp_path.iterdir())) == 1  # save_uploads keeps the scanned upload
+
+
+def test_uploads_not_written_to_disk(client: TestClient, monkeypatch: pytest.MonkeyPatch
+                                     ) -> None:
+    import tempfile
+
+    def no_temp(*a: object, **k: object) -> None:
+        raise AssertionError("upload spooled to disk")
+
+    monkeypatch.setattr(tempfile, "SpooledTemporaryFile", no_temp)
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", no_temp)
+    big = _png(_cover(5, 900))  # > 1 MiB, Starlette would spool this
+    assert len(big) > 1024 * 1024
+    r = client.post("/v1/scan", files={"files": ("big.png", big)})
+    assert r.status_code == 200 and r.json()["results"][0]["error"] is None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_concurrent_clients_over_loopback() -> None:
+    """20 concurrent clients all succeed, and /healthz stays fast while they run."""
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(_config()), host="127.0.0.1",
+                                           port=port, log_level="error"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    img = _png(_cover(6, 256))
+
+    async def load() -> tuple[list[int], float]:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as ac:
+            async def one() -> int:
+                r = await ac.post("/v1/scan", files={"files": ("x.png", img)})
+                return r.status_code
+
+            tasks = [asyncio.create_task(one()) for _ in range(20)]
+            await asyncio.sleep(0.05)
+            t0 = time.perf_counter()
+            assert (await ac.get("/healthz")).status_code == 200
+            health = time.perf_counter() - t0
+            return list(await asyncio.gather(*tasks)), health
+
+    try:
+        codes, health = asyncio.run(load())
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert codes == [200] * 20
+    assert health < 1.0
+
+
+def test_serve_command_help_and_validation() -> None:
+    from stegshield.scan.commands import serve
+
+    res = CliRunner().invoke(serve, ["--help"])
+    assert res.exit_code == 0 and "--host" in res.output and "127.0.0.1" in res.output
+    res = CliRunner().invoke(serve, ["--fpr", "0.1", "--threshold", "0.5"])
+    assert res.exit_code == 2 and "stegshield: error:" in res.stderr
