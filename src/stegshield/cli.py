@@ -213,11 +213,12 @@ def capacity(cover: Path, as_json: bool, max_pixels: int) -> None:
 
 def _register_subsystems() -> None:
     """Attach the commands of the other subsystems (each imports its heavy parts lazily)."""
+    from .cipher.commands import cipher_audit, decrypt, encrypt
     from .datasets.commands import dataset
     from .scan.commands import scan, serve, watch
     from .training.commands import evaluate
 
-    for command in (dataset, evaluate, scan, watch, serve):
+    for command in (encrypt, decrypt, cipher_audit, dataset, evaluate, scan, watch, serve):
         main.add_command(command)
 
 
