@@ -31,5 +31,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench.py --out BENCHMARKS.md
 
+train: $(STAMP)
+	nice -n 5 $(PY) scripts/train.py
+
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis

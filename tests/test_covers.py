@@ -217,6 +217,145 @@ def test_reserved_packages_are_refused(tmp_path):
     assert not any(s.name in deb.RESERVED_PACKAGES for s in deb.DEFAULT_SOURCES)
 
 
+def test_new_sources_rules():
+    by = {s.name: s for s in deb.DEFAULT_SOURCES}
+    gc = by["gcompris-qt-data"]
+    rcc = f"{deb.UNPACK_DIR}/usr/share/gcompris-qt/rcc"
+    assert deb.group_key(gc, gc.name, f"{rcc}/erase.rcc/gcompris/src/activities/erase/resource/"
+                         "alpaca.webp") == "gcompris-qt-data:erase/alpaca"
+    assert deb.policy_reason(gc, f"{rcc}/categorization.rcc/gcompris/src/activities/"
+                             "categorization/resource/images/monuments/x.webp")
+    assert not any("lang.rcc" in r for r in gc.roots)        # word pictures are drawings
+    kpa = by["kphotoalbum"]
+    assert deb.group_key(kpa, "k", "usr/share/kphotoalbum/demo/grand_canyon_3.jpg") == \
+        deb.group_key(kpa, "k", "usr/share/kphotoalbum/demo/grand_canyon_1.jpg") == \
+        "k:grand_canyon"
+    assert deb.group_key(kpa, "k", "usr/share/kphotoalbum/demo/bar55_2.jpg") == "k:bar55"
+    en = by["enlightenment-data"]
+    f = f"{deb.UNPACK_DIR}/usr/share/enlightenment/data/backgrounds/Peaks.edj/edje/images/0.jpg"
+    assert deb.group_key(en, "e", f) == "e:Peaks"
+    assert deb.reviewed_reason(en, f) is None
+    assert deb.reviewed_reason(en, f.replace("Peaks", "Dunes"))
+    cv = by["opencv-doc"]
+    d = "usr/share/doc/opencv-doc/examples/data/"
+    assert deb.group_key(cv, "o", d + "left03.jpg") == deb.group_key(cv, "o", d + "right11.jpg")
+    assert deb.group_key(cv, "o", d + "graf1.png") == deb.group_key(cv, "o", d + "graf3.png")
+    assert deb.policy_reason(cv, d + "messi5.jpg") and deb.policy_reason(cv, d + "fruits.jpg") \
+        is None
+    # reserved packages stay out, whatever was added
+    assert not {s.name for s in deb.DEFAULT_SOURCES} & (deb.RESERVED_PACKAGES
+                                                        | {"lomiri-wallpapers"})
+
+
+# ---- containers: Qt resource files and Eet files ------------------------------------------
+def _encoded(fmt: str, size=(40, 30), seed=0) -> bytes:
+    import io
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 255, size=(size[1], size[0], 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _make_rcc(files: dict[str, tuple[bytes, bool]]) -> bytes:
+    """A version-2 Qt resource file: root/<dir>/<name> for each 'dir/name' key; the bool
+    says whether the member is stored qCompress-ed."""
+    import struct
+    import zlib
+
+    dirs: dict[str, list[str]] = {}
+    for k in files:
+        d, n = k.split("/")
+        dirs.setdefault(d, []).append(n)
+    names = b""
+    name_off: dict[str, int] = {}
+
+    def nm(n: str) -> int:
+        nonlocal names
+        if n not in name_off:
+            name_off[n] = len(names)
+            enc = n.encode("utf-16-be")
+            names += struct.pack(">HI", len(n), 0) + enc
+        return name_off[n]
+
+    data = b""
+    nodes: list[bytes] = [b""]          # root filled in below
+    dir_list = sorted(dirs)
+    # children of root: the dirs (indices 1..len(dirs)); then each dir's files
+    first_file = 1 + len(dir_list)
+    file_nodes: list[bytes] = []
+    dir_nodes: list[bytes] = []
+    for d in dir_list:
+        dir_nodes.append(struct.pack(">IHII", nm(d), 2, len(dirs[d]), first_file + len(file_nodes))
+                         + b"\0" * 8)
+        for n in dirs[d]:
+            payload, comp = files[f"{d}/{n}"]
+            stored = struct.pack(">I", len(payload)) + zlib.compress(payload) if comp else payload
+            file_nodes.append(struct.pack(">IHHHI", nm(n), 1 if comp else 0, 0, 0, len(data))
+                              + b"\0" * 8)
+            data += struct.pack(">I", len(stored)) + stored
+    nodes[0] = struct.pack(">IHII", 0, 2, len(dir_list), 1) + b"\0" * 8
+    tree = b"".join(nodes + dir_nodes + file_nodes)
+    head = 20
+    return (b"qres" + struct.pack(">IIII", 2, head + len(names) + len(data),
+                                  head + len(names), head) + names + data + tree)
+
+
+def _make_eet(entries: list[tuple[str, bytes, int]]) -> bytes:
+    import struct
+
+    n = len(entries)
+    off = 12 + 24 * n
+    dirs, blob = b"", b""
+    for name, payload, flags in entries:
+        nb = name.encode() + b"\0"
+        dirs += struct.pack(">6I", off + len(blob) + len(nb), len(payload), len(payload),
+                            off + len(blob), len(nb), flags)
+        blob += nb + payload
+    return struct.pack(">III", 0x1EE70F42, n, 0) + dirs + blob
+
+
+def test_read_qt_rcc_and_eet():
+    png, jpg = _encoded("PNG"), _encoded("JPEG", seed=1)
+    rcc = _make_rcc({"img/a.png": (png, False), "img/b.jpg": (jpg, True),
+                     "qml/Main.qml": (b"import QtQuick", True)})
+    got = dict(deb.read_qt_rcc(rcc))
+    assert got == {"img/a.png": png, "img/b.jpg": jpg, "qml/Main.qml": b"import QtQuick"}
+    with pytest.raises(ValueError):
+        deb.read_qt_rcc(b"nope" + rcc[4:])
+
+    small, big = _encoded("JPEG", (20, 10)), _encoded("JPEG", (80, 60), seed=2)
+    eet = _make_eet([("edje/images/1", small, 0), ("edje/images/0", big, 0),
+                     ("edje/file", b"\x78\x9cxx", 1), ("edje/images/2", png, 0),
+                     ("text", b"hello", 0)])
+    got = dict(deb.read_eet_images(eet))
+    assert got == {"edje/images/1": small, "edje/images/0": big, "edje/images/2": png}
+    with pytest.raises(ValueError):
+        deb.read_eet_images(b"\0" * 16)
+
+
+def test_unpack_containers(tmp_path):
+    root = tmp_path / "pkg"
+    (root / "share/rcc").mkdir(parents=True)
+    (root / "share/bg").mkdir(parents=True)
+    png = _encoded("PNG")
+    (root / "share/rcc/act.rcc").write_bytes(_make_rcc({"res/p.png": (png, True),
+                                                        "res/x.qml": (b"x", False)}))
+    small, big = _encoded("JPEG", (20, 10)), _encoded("JPEG", (80, 60), seed=2)
+    (root / "share/bg/Wall.edj").write_bytes(_make_eet([("edje/images/1", small, 0),
+                                                       ("edje/images/0", big, 0)]))
+    spec = deb.SourceSpec("x", unpack=(("share/rcc/*.rcc", "qt-rcc"), ("share/bg/*.edj", "eet")))
+    assert deb.unpack_containers(root, spec) == 2
+    u = root / deb.UNPACK_DIR
+    assert (u / "share/rcc/act.rcc/res/p.png").read_bytes() == png
+    assert not (u / "share/rcc/act.rcc/res/x.qml").exists()      # rasters only
+    assert (u / "share/bg/Wall.edj/edje/images/0.jpg").read_bytes() == big   # largest only
+    assert not (u / "share/bg/Wall.edj/edje/images/1.jpg").exists()
+    assert deb.unpack_containers(root, spec) == 0                 # idempotent
+    assert deb.unpack_containers(root, deb.SourceSpec("x")) == 0
+
+
 # ---- end to end on a local folder ---------------------------------------------------------------
 @pytest.fixture()
 def photo_dir(tmp_path):

@@ -217,8 +217,10 @@ def _register_subsystems() -> None:
     from .datasets.commands import dataset
     from .scan.commands import scan, serve, watch
     from .training.commands import evaluate
+    from .training.train_commands import models, train
 
-    for command in (encrypt, decrypt, cipher_audit, dataset, evaluate, scan, watch, serve):
+    for command in (encrypt, decrypt, cipher_audit, dataset, evaluate, train, models, scan, watch,
+                    serve):
         main.add_command(command)
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
+from .cnn import cnn_detector
 from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
 
 __all__ = [
@@ -29,6 +30,7 @@ _REGISTRY: dict[str, Callable[..., Detector]] = {
     "rs": RSDetector,
     "spa": SPADetector,
     "ws": WSDetector,
+    "cnn": cnn_detector,  # imports torch only when instantiated
 }
 
 

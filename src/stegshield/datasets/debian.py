@@ -9,6 +9,11 @@ from ``usr/share/doc/PKG/copyright`` or from the wheel's metadata).
 Four Debian packages are **reserved for independent evaluation** and are refused here:
 see :data:`RESERVED_PACKAGES`.
 
+Some packages keep their pictures inside container files (GCompris: Qt binary resource
+files, ``.rcc``; Enlightenment: Eet/Edje files, ``.edj``); :attr:`SourceSpec.unpack` names
+them, and the embedded raster images are written next to the unpacked package at fetch
+time (:func:`read_qt_rcc`, :func:`read_eet_images`).
+
 Which files of each package are candidates, how files are grouped into "source photos"
 (for the train/val/test split) and which parts are excluded by policy is described by a
 :class:`SourceSpec`; :data:`DEFAULT_SOURCES` holds the specs for the allowed packages.
@@ -21,9 +26,11 @@ import json
 import os
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +38,7 @@ __all__ = [
     "DEFAULT_CACHE_DIR",
     "DEFAULT_SOURCES",
     "RESERVED_PACKAGES",
+    "UNPACK_DIR",
     "FetchedPackage",
     "ReservedPackageError",
     "SourceSpec",
@@ -42,7 +50,10 @@ __all__ = [
     "licence_for",
     "parse_dep5",
     "policy_reason",
+    "read_eet_images",
+    "read_qt_rcc",
     "reviewed_reason",
+    "unpack_containers",
 ]
 
 #: Packages kept for independent evaluation: never fetched, never used for training/tuning.
@@ -56,6 +67,9 @@ RESERVED_PACKAGES = frozenset(
 )
 
 DEFAULT_CACHE_DIR = Path("~/.cache/stegshield/sources")
+
+#: Folder (under a package's unpacked root) that receives images extracted from containers.
+UNPACK_DIR = "_unpacked"
 
 
 class ReservedPackageError(ValueError):
@@ -108,6 +122,13 @@ class SourceSpec:
         heuristics but are renders/drawings (typically digital art with added grain). They
         are applied only after the heuristics, and recorded as ``reviewed_render``, so the
         manifest shows what the heuristics alone would have let through.
+    unpack:
+        ``(glob, format)`` pairs: container files (``fnmatch`` on the relative path) whose
+        embedded raster images are extracted at fetch time into
+        ``UNPACK_DIR/<container path>/<member path>`` under the package root (so roots,
+        rules and globs can name them). Formats: ``"qt-rcc"`` (Qt binary resource file:
+        every raster member) and ``"eet"`` (EFL Eet/Edje file: the largest embedded
+        JPEG/PNG only, the others being the same picture resized for smaller screens).
     """
 
     name: str
@@ -117,6 +138,7 @@ class SourceSpec:
     policy_excludes: tuple[tuple[str, str], ...] = ()
     licence_overrides: tuple[tuple[str, str], ...] = ()
     reviewed_non_photos: tuple[tuple[str, str], ...] = ()
+    unpack: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass
@@ -270,6 +292,170 @@ DEFAULT_SOURCES: tuple[SourceSpec, ...] = (
         kind="wheel",
         roots=("matplotlib/mpl-data/sample_data",),
     ),
+    # ---- added 2026-11 (second survey; every package below was unpacked and its
+    # candidate images looked at; see docs/CORPUS.md) ---------------------------------
+    SourceSpec(
+        # GCompris keeps its pictures in Qt resource files. Photographs: the "erase"
+        # backgrounds (animals, 1920x1080), "explore" activities (monuments, world and
+        # farm animals, world music), "categorization" objects and "clickgame" sea floors.
+        # Not used: "lang" word pictures and other activities (drawings), "details" and
+        # "paintings" (paintings), "babyshapes" (paintings and cut-outs).
+        "gcompris-qt-data",
+        roots=tuple(
+            f"{UNPACK_DIR}/usr/share/gcompris-qt/rcc/{a}.rcc" for a in (
+                "erase", "explore_monuments", "explore_world_animals",
+                "explore_farm_animals", "explore_world_music", "categorization", "clickgame",
+            )
+        ),
+        unpack=(("usr/share/gcompris-qt/rcc/*.rcc", "qt-rcc"),),
+        group_rules=((r"rcc/([a-z_]+)\.rcc/.*/resource/(.+)\.[A-Za-z]+$", r"\1/\2"),),
+        policy_excludes=(
+            # 301x320 crops of the explore_monuments photographs (same pictures)
+            ("*/categorization/resource/images/monuments/*", "crop_of_other_file"),
+        ),
+    ),
+    SourceSpec(
+        # Enlightenment's wallpapers are Edje files; each holds one picture at 13-16
+        # sizes and only the largest is extracted (3840x2160, 7680x4320 for Dunes).
+        "enlightenment-data",
+        roots=(f"{UNPACK_DIR}/usr/share/enlightenment/data/backgrounds",),
+        unpack=(("usr/share/enlightenment/data/backgrounds/*.edj", "eet"),),
+        group_rules=((r"backgrounds/([^/]+)\.edj/", r"\1"),),
+        reviewed_non_photos=tuple(
+            (f"*/backgrounds/{w}.edj/*", "vector render")
+            for w in ("Dunes", "Flat-Fan", "Sunset-Hills", "Squiggle*")
+        ),
+    ),
+    SourceSpec(
+        # Tux Paint: the "templates" are photographs; of the "starters" (colouring
+        # pages) only the backgrounds skyline-sf-dusk-back and reef-back are (their
+        # overlays are the same photographs masked: grouped with them).
+        "tuxpaint-data",
+        roots=("usr/share/tuxpaint/templates", "usr/share/tuxpaint/starters"),
+        group_rules=((r"starters/(.+?)(?:-back)?\.[A-Za-z]+$", r"starters/\1"),),
+    ),
+    SourceSpec(
+        # KPhotoAlbum's demo album: 24 family/holiday photographs (800 px JPEG). Shots
+        # of one scene (bar55 and bar55_2, grand_canyon_1..3, ...) share a group.
+        "kphotoalbum",
+        roots=("usr/share/kphotoalbum/demo",),
+        group_rules=((r"demo/([^/]+?)(?:_\d)?\.jpg$", r"\1"),),
+        policy_excludes=(("*/demo/CategoryImages/*", "thumbnail"),),
+        licence_overrides=(("*", "GPL-2+ (copyright file, not machine-readable)"),),
+    ),
+    SourceSpec(
+        # LXQt wallpapers: 11 photographs (wallpapers/License: CC-BY-SA 3.0) and
+        # vector/abstract art.
+        "lxqt-themes",
+        roots=("usr/share/lxqt/wallpapers",),
+        licence_overrides=(
+            ("*/wallpapers/kde-plasma.png", "LGPL-3"),
+            ("*/wallpapers/*", "CC-BY-SA-3.0 (usr/share/lxqt/wallpapers/License)"),
+        ),
+        reviewed_non_photos=tuple(
+            (f"*/wallpapers/{w}", "abstract/vector art")
+            for w in ("kde-plasma.png", "lxqt-origami-green.png", "origami-*",
+                      "plasma-logo-*", "plasma_arch.png", "simple_blue_widescreen.png",
+                      "triangles*", "waves-*")
+        ),
+    ),
+    SourceSpec(
+        # OpenCV's sample data (lena removed by Debian). Pairs and sequences of one
+        # scene share a group. Not used: messi5 (press photograph, provenance unclear),
+        # starry_night (a painting).
+        "opencv-doc",
+        roots=(
+            "usr/share/doc/opencv-doc/examples/data",
+            "usr/share/doc/opencv-doc/examples/text",
+            "usr/share/doc/opencv-doc/examples/alphamat/input_images",
+            "usr/share/doc/opencv-doc/examples/hfs/data",
+        ),
+        group_rules=(
+            (r"examples/text/", "text-scenes"),
+            (r"data/aloe(?:L|R|GT)\.", "aloe"),
+            (r"data/aero\d\.", "aero"),
+            (r"data/basketball\d\.", "basketball"),
+            (r"data/box(?:_in_scene)?\.", "box"),
+            (r"data/ela_(?:original|modified)\.", "ela"),
+            (r"data/graf\d\.", "graf"),
+            (r"data/leuven[AB]\.", "leuven"),
+            (r"data/rubberwhale\d\.", "rubberwhale"),
+            (r"data/(?:left|right)\d\d\.", "stereo-calibration"),
+            (r"data/(?:left|right)\.jpg$", "stereo-books"),
+            (r"data/pic\d\.", "pic"),
+            (r"data/Blender_Suzanne\d\.", "Blender_Suzanne"),
+        ),
+        policy_excludes=(
+            ("*/data/messi5.jpg", "provenance_unclear"),
+            ("*/data/starry_night.jpg", "painting"),
+        ),
+        reviewed_non_photos=(
+            ("*/data/ela_modified.jpg", "retouched copy of ela_original"),
+            ("*/data/licenseplate_motion.jpg", "synthetic motion blur"),
+            ("*/data/text_defocus.jpg", "synthetic blur"),
+            ("*/data/text_motion.jpg", "synthetic blur"),
+            ("*/data/smarties.png", "render"),
+            ("*/data/Blender_Suzanne*", "render"),
+            ("*/data/aloeGT.png", "disparity map"),
+            ("*/data/blox.jpg", "render"),
+            ("*/data/pic*.png", "synthetic shapes"),
+        ),
+    ),
+    SourceSpec(
+        # Palapeli's puzzle pictures (its "backgrounds" are synthetic textures).
+        "palapeli-data",
+        roots=("usr/share/palapeli/collection",),
+    ),
+    SourceSpec(
+        # Kivy examples: photographs faust_github (twice), Wall, cityCC0, kiwi, tex3.
+        "python-kivy-examples",
+        roots=("usr/share/kivy-examples",),
+        licence_overrides=(("*/cityCC0.png", "CC0"),),
+        reviewed_non_photos=(
+            ("*/pictures/images/Ill1.jpg", "composite / render"),
+            ("*/pictures/images/Bubbles.jpg", "fractal render"),
+            ("*/texture_example_image.png", "synthetic"),
+        ),
+    ),
+    SourceSpec(
+        # Scribus templates: br2, cal2, menu2, nl1-bw are public domain (Riku Leino);
+        # the scribus_project_* ones are GPL-2+ (the same pictures in de and pl).
+        "scribus-template",
+        roots=("usr/share/scribus/templates",),
+        group_rules=(
+            (r"templates/scribus_project_(?:de|pl)/(.+)\.[a-z]+$", r"scribus_project/\1"),
+            (r"templates/br2/(?:brightness|halfmoon)\.", "br2/eclipse"),
+        ),
+        licence_overrides=(
+            ("*/templates/br2/*", "public domain (Riku Leino)"),
+            ("*/templates/cal2/*", "public domain (Riku Leino)"),
+            ("*/templates/menu2/*", "public domain (Riku Leino)"),
+            ("*/templates/nl1-bw/*", "public domain (Riku Leino)"),
+            ("*/templates/scribus_project_*", "GPL-2+"),
+        ),
+    ),
+    SourceSpec(
+        "sddm-theme-maldives",
+        roots=("usr/share/sddm/themes/maldives",),
+        policy_excludes=(("*/maldives/maldives.jpg", "thumbnail"),),
+        licence_overrides=(("*/maldives/background.jpg", "CC-BY-3.0 (Nevit Dilmen)"),),
+    ),
+    SourceSpec("digikam-data", roots=("usr/share/digikam/about/images",),
+               licence_overrides=(("*", "GPL-2+ (copyright file, not machine-readable)"),)),
+    SourceSpec(
+        "cimg-examples",
+        roots=("usr/share/doc/cimg-dev/examples/img",),
+        group_rules=((r"img/parrot", "parrot"),),
+    ),
+    SourceSpec(
+        "scikit-learn",
+        kind="wheel",
+        roots=("sklearn/datasets/images",),
+        licence_overrides=(
+            ("sklearn/datasets/images/*.jpg",
+             "CC-BY-2.0 (Flickr; sklearn/datasets/images/README.txt)"),
+        ),
+    ),
 )
 
 
@@ -382,6 +568,161 @@ def policy_reason(spec: SourceSpec | None, relpath: str) -> str | None:
 
 
 # --------------------------------------------------------------------------------------
+# Containers: Qt binary resources (.rcc) and EFL Eet/Edje files (.edj)
+# --------------------------------------------------------------------------------------
+_RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
+_RCC_COMPRESSED, _RCC_DIRECTORY, _RCC_COMPRESSED_ZSTD = 0x1, 0x2, 0x4
+_EET_MAGIC_FILE2 = 0x1EE70F42
+
+
+def read_qt_rcc(data: bytes) -> list[tuple[str, bytes]]:
+    """Members ``(path, payload)`` of a Qt binary resource file (``rcc`` output).
+
+    Layout (big-endian): ``"qres"``, version, tree offset, data offset, names offset
+    (version ≥ 3 adds a flags word). The tree is an array of nodes of 14 bytes (22 from
+    version 2 on: a 64-bit modification time follows): name offset (u32), flags (u16),
+    then for a directory child count and first child index (u32, u32), for a file
+    territory and language (u16, u16) and data offset (u32). A name is a u16 length, a
+    u32 hash and UTF-16BE characters; a payload is a u32 size and the bytes, which are
+    ``qCompress`` output (u32 uncompressed size + zlib stream) when the node is flagged
+    compressed. zstd-compressed members are skipped (no zstd in the standard library).
+    """
+    if data[:4] != b"qres":
+        raise ValueError("not a Qt resource file (no 'qres' magic)")
+    version, tree, dat, names = struct.unpack(">IIII", data[4:20])
+    node_size = 22 if version >= 2 else 14
+    out: list[tuple[str, bytes]] = []
+
+    def name_at(off: int) -> str:
+        o = names + off
+        (length,) = struct.unpack(">H", data[o: o + 2])
+        return data[o + 6: o + 6 + 2 * length].decode("utf-16-be")
+
+    stack = [(0, "")]
+    seen = 0
+    while stack:
+        idx, prefix = stack.pop()
+        seen += 1
+        if seen > 1_000_000:
+            raise ValueError("corrupt Qt resource tree")
+        o = tree + idx * node_size
+        name_off, flags = struct.unpack(">IH", data[o: o + 6])
+        name = name_at(name_off) if idx else ""
+        path = f"{prefix}/{name}" if name else prefix
+        if flags & _RCC_DIRECTORY:
+            count, first = struct.unpack(">II", data[o + 6: o + 14])
+            stack.extend((first + i, path) for i in reversed(range(count)))
+            continue
+        (doff,) = struct.unpack(">I", data[o + 10: o + 14])
+        d = dat + doff
+        (size,) = struct.unpack(">I", data[d: d + 4])
+        raw = data[d + 4: d + 4 + size]
+        if flags & _RCC_COMPRESSED_ZSTD:
+            continue
+        if flags & _RCC_COMPRESSED:
+            raw = zlib.decompress(raw[4:])
+        out.append((path.lstrip("/"), raw))
+    return out
+
+
+def read_eet_images(data: bytes) -> list[tuple[str, bytes]]:
+    """Embedded JPEG/PNG files ``(key, bytes)`` of an EFL Eet file (e.g. an Edje ``.edj``).
+
+    Layout (big-endian, Eet format 2): magic ``0x1ee70f42``, number of directory entries,
+    number of dictionary entries, then per entry six u32: data offset, size, uncompressed
+    size, name offset, name size, flags (offsets from the start of the file). Edje stores
+    lossy images as the plain JPEG file, uncompressed; only such entries (and plain PNG
+    ones) are returned — Eet's own lossless image encoding is not decoded.
+    """
+    if len(data) < 12:
+        raise ValueError("not an Eet file (too short)")
+    magic, n_dir, _n_dict = struct.unpack(">III", data[:12])
+    if magic != _EET_MAGIC_FILE2:
+        raise ValueError(f"not an Eet (format 2) file: magic {magic:#x}")
+    out: list[tuple[str, bytes]] = []
+    for i in range(n_dir):
+        base = 12 + 24 * i
+        off, size, _dsize, noff, nsize, flags = struct.unpack(">6I", data[base: base + 24])
+        if flags & 0x7:  # compressed, ciphered or alias
+            continue
+        payload = data[off: off + size]
+        if payload[:3] == b"\xff\xd8\xff" or payload[:8] == b"\x89PNG\r\n\x1a\n":
+            key = data[noff: noff + nsize].split(b"\0")[0].decode("utf-8", "replace")
+            out.append((key, payload))
+    return out
+
+
+def _safe_member(path: str) -> str | None:
+    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def _image_pixels(payload: bytes) -> int:
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(payload)) as im:
+            return int(im.size[0]) * int(im.size[1])
+    except Exception:
+        return -1
+
+
+def unpack_containers(root: Path, spec: SourceSpec | None) -> int:
+    """Extract the raster images of the containers named by ``spec.unpack`` into
+    ``root/UNPACK_DIR/<container relpath>/<member>``. Idempotent (a marker records what
+    was extracted); returns the number of files written (0 when already done)."""
+    if spec is None or not spec.unpack:
+        return 0
+    dest = root / UNPACK_DIR
+    marker = dest / ".stegshield-unpacked.json"
+    want = {"version": 1, "unpack": [list(u) for u in spec.unpack]}
+    if marker.is_file():
+        try:
+            if json.loads(marker.read_text()) == want:
+                return 0
+        except ValueError:
+            pass
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    written = 0
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()
+                   and UNPACK_DIR not in p.relative_to(root).parts[:1])
+    for f in files:
+        rel = f.relative_to(root).as_posix()
+        fmt = next((fm for pat, fm in spec.unpack if fnmatch.fnmatchcase(rel, pat)), None)
+        if fmt is None:
+            continue
+        data = f.read_bytes()
+        if fmt == "qt-rcc":
+            members = [(n, b) for n, b in read_qt_rcc(data)
+                       if n.lower().endswith(_RASTER_SUFFIXES)]
+        elif fmt == "eet":
+            imgs = read_eet_images(data)
+            best = max(imgs, key=lambda kb: _image_pixels(kb[1]), default=None)
+            members = []
+            if best is not None:
+                ext = ".png" if best[1][:4] == b"\x89PNG" else ".jpg"
+                members = [(best[0] + ext, best[1])]
+        else:
+            raise ValueError(f"unknown container format {fmt!r}")
+        for name, payload in members:
+            safe = _safe_member(name)
+            if safe is None:
+                continue
+            out = dest / rel / safe
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_bytes(payload)
+            written += 1
+    marker.write_text(json.dumps(want))
+    return written
+
+
+# --------------------------------------------------------------------------------------
 # Fetching
 # --------------------------------------------------------------------------------------
 def _run(cmd: list[str], cwd: Path | None = None) -> str:
@@ -426,6 +767,7 @@ def fetch_deb(name: str, cache_dir: Path | str | None = None, spec: SourceSpec |
         (root / ".stegshield-fetched.json").write_text(
             json.dumps({"package": name, "version": version, "deb": deb.name})
         )
+    unpack_containers(root, spec)
     cfile = root / "usr/share/doc" / name / "copyright"
     raw = cfile.read_text(errors="replace") if cfile.is_file() else ""
     stanzas = parse_dep5(raw)
@@ -476,6 +818,7 @@ def fetch_wheel(name: str, cache_dir: Path | str | None = None, spec: SourceSpec
         (root / ".stegshield-fetched.json").write_text(
             json.dumps({"package": name, "version": version, "wheel": whl.name})
         )
+    unpack_containers(root, spec)
     licence, cfile = "see wheel metadata", ""
     for meta in root.glob("*.dist-info/METADATA"):
         text = meta.read_text(errors="replace")

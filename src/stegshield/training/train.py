@@ -1,0 +1,313 @@
+"""Training loop for the steganalysis CNNs (resumable, paired batches, curriculum).
+
+Design (see docs/CNN.md): cover/stego pairs share a batch and the same augmentation (Yedroudj
+et al. 2018; Boroumand et al. 2019 train with pairs), payload curriculum from high to low rates
+(Ye et al. 2017), several embedding algorithms mixed per batch, validation on held-out source
+photographs, early stopping on validation AUC, checkpoint every ``checkpoint_every`` steps and
+at each epoch end (resume continues bit-for-bit: data order and stego are seeded by (seed,
+epoch, tile), not by process state).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..analysis.cnn.inference import save_model
+from ..analysis.cnn.model import build_model
+from ..analysis.metrics import p_e, roc_auc
+from .data import (
+    ALGORITHMS,
+    EpochSampler,
+    PairDataset,
+    TileSet,
+    collate_pairs,
+    fixed_pairs,
+    load_tiles,
+)
+
+__all__ = ["TrainConfig", "predict", "train"]
+
+DEFAULT_ALGS = ("lsbr", "lsbm", "hill", "suniward", "wow", "hide", "seq-lsb")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a run (saved in the checkpoint and the model metadata)."""
+
+    covers: str = ".cache/corpus/gray"
+    out: str = "out/train/light"
+    stego: list[str] = field(default_factory=list)
+    arch: str = "light"
+    arch_config: dict[str, Any] = field(default_factory=dict)
+    algorithms: list[str] = field(default_factory=lambda: list(DEFAULT_ALGS))
+    rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
+    stage_epochs: int = 4
+    val_rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
+    epochs: int = 30
+    batch_pairs: int = 16
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    crop: int = 128
+    train_tiles: list[int] = field(default_factory=lambda: [128])
+    val_tile: int = 128
+    limit: int | None = None
+    patience: int = 6
+    seed: int = 1
+    workers: int = 1
+    threads: int = 2
+    device: str = "cpu"
+    checkpoint_every: int = 50
+    stop_after_steps: int | None = None  # simulate an interruption (tests)
+    progress: bool = True
+
+
+def _device(name: str) -> torch.device:
+    if name == "cuda" and not torch.cuda.is_available():
+        print("stegshield train: CUDA not available, using the CPU")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: Sequence[np.ndarray], device: torch.device | str = "cpu",
+            batch: int = 64) -> np.ndarray:
+    """Logits of same-shaped gray images (model in eval mode)."""
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = torch.from_numpy(np.stack(images[i:i + batch]).astype(np.float32)).unsqueeze(1)
+        x = x.to(device).contiguous(memory_format=torch.channels_last)
+        out.append(model(x).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017)."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def _train_tiles(cfg: TrainConfig) -> TileSet:
+    sets = [load_tiles(cfg.covers, "train", t, cfg.limit) for t in cfg.train_tiles]
+    if not (Path(cfg.covers) / "manifest.jsonl").exists():
+        sets = [load_tiles(cfg.covers, limit=cfg.limit)]
+    images = [im for s in sets for im in s.images]
+    rows = [r for s in sets for r in s.rows]
+    return TileSet(images, rows)
+
+
+def _val_tiles(cfg: TrainConfig) -> TileSet:
+    root = Path(cfg.covers)
+    if (root / "manifest.jsonl").exists():
+        return load_tiles(root, "val", cfg.val_tile, cfg.limit)
+    raise ValueError("validation needs a corpus folder with manifest.jsonl (split by source)")
+
+
+def _save_ckpt(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
+               state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
+                "torch_rng": torch.get_rng_state()}, tmp)
+    tmp.replace(path)
+
+
+def _plot(csv_path: Path, png: Path) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    rows = list(csv.DictReader(csv_path.open()))
+    if not rows:
+        return
+    ep = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+    ax[0].plot(ep, [float(r["train_loss"]) for r in rows], label="train loss")
+    ax[0].plot(ep, [float(r["val_loss"]) for r in rows], label="val loss")
+    ax[0].set_xlabel("epoch")
+    ax[0].legend()
+    ax[1].plot(ep, [float(r["train_acc"]) for r in rows], label="train acc")
+    ax[1].plot(ep, [float(r["val_acc"]) for r in rows], label="val acc")
+    ax[1].plot(ep, [float(r["val_auc"]) for r in rows], label="val AUC")
+    ax[1].set_xlabel("epoch")
+    ax[1].legend()
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Run (or resume) training; returns the final state (best epoch, metrics, paths)."""
+    from torch.utils.data import DataLoader
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, cfg.threads))
+    device = _device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    for a in cfg.algorithms:
+        if a not in ALGORITHMS:
+            raise ValueError(f"unknown algorithm {a!r}; choose from {', '.join(ALGORITHMS)}")
+    if cfg.stego:
+        from .data import StegoFolderDataset
+
+        train_ds: Any = StegoFolderDataset(cfg.covers, cfg.stego, "train", cfg.seed, cfg.crop)
+    else:
+        train_ds = PairDataset(_train_tiles(cfg), cfg.algorithms, cfg.rates, cfg.seed, cfg.crop,
+                               cfg.stage_epochs)
+    val_pairs = fixed_pairs(_val_tiles(cfg), cfg.algorithms, cfg.val_rates, cfg.seed + 1000,
+                            crop=cfg.crop)
+    val_x = [p[0] for p in val_pairs] + [p[1] for p in val_pairs]
+    val_y = np.r_[np.zeros(len(val_pairs)), np.ones(len(val_pairs))]
+    val_alg = np.array([p[2] for p in val_pairs] * 2)
+
+    model = build_model(cfg.arch, **cfg.arch_config).to(device)
+    model = model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_pairs)
+    total = steps_per_epoch * cfg.epochs
+    state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0,
+                             "best_auc": -1.0, "best_epoch": -1, "bad_epochs": 0,
+                             "sum_loss": 0.0, "sum_correct": 0.0, "sum_n": 0.0,
+                             "done": False, "config": asdict(cfg)}
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        blob = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(blob["model"])
+        opt.load_state_dict(blob["opt"])
+        torch.set_rng_state(blob["torch_rng"])
+        saved_cfg = blob["state"]["config"]
+        state = blob["state"]
+        state["config"] = {**saved_cfg, "epochs": cfg.epochs}
+        print(f"resuming from epoch {state['epoch']} step {state['step_in_epoch']}")
+    log_path = out / "log.csv"
+    fields = ["epoch", "global_step", "lr", "rates", "train_loss", "train_acc", "val_loss",
+              "val_acc", "val_auc", "val_pe", "val_auc_by_alg", "seconds"]
+    if not log_path.exists():
+        with log_path.open("w", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=fields).writeheader()
+
+    sampler = EpochSampler(len(train_ds), cfg.seed)
+    loader = DataLoader(train_ds, batch_size=cfg.batch_pairs, sampler=sampler,
+                        collate_fn=collate_pairs, num_workers=cfg.workers,
+                        persistent_workers=cfg.workers > 0)
+    loss_fn = nn.BCEWithLogitsLoss()
+    from .data import curriculum_rates
+
+    while state["epoch"] < cfg.epochs and not state["done"]:
+        epoch = state["epoch"]
+        sampler.epoch = epoch
+        sampler.skip = state["step_in_epoch"] * cfg.batch_pairs
+        t0 = time.time()
+        model.train()
+        it: Any = loader
+        if cfg.progress:
+            from tqdm import tqdm
+
+            it = tqdm(loader, total=steps_per_epoch - state["step_in_epoch"],
+                      desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        for batch in it:
+            lr = _lr_at(state["global_step"], total, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = batch["x"].to(device).contiguous(memory_format=torch.channels_last)
+            y = batch["y"].to(device)
+            logits = model(x)
+            loss = loss_fn(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            n = float(y.numel())
+            state["sum_loss"] += loss.item() * n
+            state["sum_correct"] += float(((logits > 0).float() == y).sum())
+            state["sum_n"] += n
+            state["step_in_epoch"] += 1
+            state["global_step"] += 1
+            if cfg.progress:
+                it.set_postfix(loss=f"{state['sum_loss'] / state['sum_n']:.4f}",
+                               acc=f"{state['sum_correct'] / state['sum_n']:.3f}")
+            if state["step_in_epoch"] % cfg.checkpoint_every == 0:
+                _save_ckpt(ckpt, model, opt, state)
+            if cfg.stop_after_steps is not None and state["global_step"] >= cfg.stop_after_steps:
+                _save_ckpt(ckpt, model, opt, state)
+                return {"interrupted": True, **state}
+        # ---- validation
+        logits = predict(model, val_x, device)
+        vloss = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(val_y).float()))
+        vacc = float(((logits > 0) == val_y).mean())
+        vauc = roc_auc(val_y, logits)
+        by_alg = {}
+        for ai, a in enumerate(cfg.algorithms):
+            m = val_alg == ai
+            if m.any() and 0 < val_y[m].sum() < m.sum():
+                by_alg[a] = round(roc_auc(val_y[m], logits[m]), 4)
+        row = {"epoch": epoch + 1, "global_step": state["global_step"], "lr": f"{lr:.3g}",
+               "rates": "/".join(f"{r:g}" for r in curriculum_rates(cfg.rates, epoch,
+                                                                    cfg.stage_epochs)),
+               "train_loss": f"{state['sum_loss'] / max(1, state['sum_n']):.5f}",
+               "train_acc": f"{state['sum_correct'] / max(1, state['sum_n']):.4f}",
+               "val_loss": f"{vloss:.5f}", "val_acc": f"{vacc:.4f}", "val_auc": f"{vauc:.4f}",
+               "val_pe": f"{p_e(val_y, logits):.4f}", "val_auc_by_alg": json.dumps(by_alg),
+               "seconds": f"{time.time() - t0:.1f}"}
+        with log_path.open("a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=fields).writerow(row)
+        print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+        final_stage = len(curriculum_rates(cfg.rates, epoch, cfg.stage_epochs)) == len(cfg.rates)
+        if vauc > state["best_auc"]:
+            state["best_auc"], state["best_epoch"], state["bad_epochs"] = vauc, epoch + 1, 0
+            save_model(out / "best.safetensors", model,
+                       {"arch": cfg.arch, "config": cfg.arch_config, "epoch": epoch + 1,
+                        "val_auc": vauc, "train": asdict(cfg)})
+        elif final_stage:
+            state["bad_epochs"] += 1
+            if state["bad_epochs"] >= cfg.patience:
+                print(f"early stop: no val AUC gain for {cfg.patience} epochs")
+                state["done"] = True
+        state.update(epoch=epoch + 1, step_in_epoch=0, sum_loss=0.0, sum_correct=0.0,
+                     sum_n=0.0)
+        _save_ckpt(ckpt, model, opt, state)
+        _plot(log_path, out / "curves.png")
+    save_model(out / "last.safetensors", model, {"arch": cfg.arch, "config": cfg.arch_config,
+                                                 "epoch": state["epoch"], "train": asdict(cfg)})
+    return {"interrupted": False, **state, "best": str(out / "best.safetensors")}
+
+
+def calibrate_and_export(model_path: str | Path, out_path: str | Path, cfg: TrainConfig,
+                         tile: int = 256, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Calibrate ``model_path`` on the validation split and write a shippable detector file.
+
+    Validation pairs (every training algorithm at the validation rates, held-out source photos)
+    give the Platt map and the raw thresholds at 1 % / 5 % false positives (of cover tiles).
+    """
+    from ..analysis.cnn.calibration import fit_calibration, fpr_thresholds
+    from ..analysis.cnn.inference import load_model
+
+    model, meta = load_model(model_path)
+    val = _val_tiles(cfg)
+    pairs = fixed_pairs(val, cfg.algorithms, cfg.val_rates, cfg.seed + 2000, crop=None)
+    x = [p[0] for p in pairs] + [p[1] for p in pairs]
+    y = np.r_[np.zeros(len(pairs)), np.ones(len(pairs))]
+    logits = predict(model, x)
+    cal = fit_calibration(logits, y)
+    meta = {**meta, "tile": tile, "calibration": {"a": cal.a, "b": cal.b},
+            "thresholds": fpr_thresholds(logits, y), "val_pairs": len(pairs),
+            "val_auc_calibration_set": roc_auc(y, logits), **(extra or {})}
+    save_model(out_path, model, meta)
+    return meta

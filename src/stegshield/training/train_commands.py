@@ -1,0 +1,88 @@
+"""Click commands ``stegshield train`` and ``stegshield models`` (registered by cli.main)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+__all__ = ["models", "train"]
+
+
+def _floats(text: str) -> list[float]:
+    return [float(t) for t in text.split(",") if t.strip()]
+
+
+@click.command("train")
+@click.option("--covers", default=".cache/corpus/gray", show_default=True,
+              type=click.Path(exists=True, file_okay=False),
+              help="Cover corpus folder with manifest.jsonl (train/val/test split by photo).")
+@click.option("--stego", "stego", multiple=True, type=click.Path(exists=True, file_okay=False),
+              help="Precomputed stego folder(s) (files named like their covers); without it "
+                   "stego is generated on the fly.")
+@click.option("--arch", default="light", show_default=True, help="Model architecture.")
+@click.option("--epochs", default=30, show_default=True, type=int)
+@click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--out", default="out/train/light-gray", show_default=True, type=click.Path())
+@click.option("--algorithms", default="lsbr,lsbm,hill,suniward,wow,hide,seq-lsb",
+              show_default=True, help="Embedding algorithms mixed in training.")
+@click.option("--rates", default="0.4,0.2,0.1", show_default=True,
+              help="Payloads (bpp); the curriculum goes from high to low.")
+@click.option("--stage-epochs", default=3, show_default=True, type=int,
+              help="Epochs before the next lower rate joins the mix (0 = all at once).")
+@click.option("--batch-pairs", default=16, show_default=True, type=int)
+@click.option("--lr", default=2e-3, show_default=True, type=float)
+@click.option("--tile", default=128, show_default=True, type=int,
+              help="Corpus tile size used for training and validation.")
+@click.option("--crop", default=128, show_default=True, type=int)
+@click.option("--patience", default=8, show_default=True, type=int)
+@click.option("--seed", default=1, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--threads", default=2, show_default=True, type=int)
+@click.option("--limit", default=None, type=int, help="Use at most this many tiles per split.")
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: str, out: str,
+          algorithms: str, rates: str, stage_epochs: int, batch_pairs: int, lr: float,
+          tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
+          limit: int | None, progress: bool) -> None:
+    """Train a steganalysis CNN (resumes from OUT/checkpoint.pt), then calibrate it on the
+    validation split into OUT/detector.safetensors."""
+    from ..training.train import TrainConfig, calibrate_and_export
+    from ..training.train import train as run
+
+    cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
+                      algorithms=[a.strip() for a in algorithms.split(",") if a.strip()],
+                      rates=_floats(rates), stage_epochs=stage_epochs, epochs=epochs,
+                      batch_pairs=batch_pairs, lr=lr, crop=crop, train_tiles=[tile], val_tile=tile,
+                      patience=patience, seed=seed,
+                      workers=workers, threads=threads, device=device, limit=limit,
+                      progress=progress)
+    res = run(cfg)
+    best = Path(out) / "best.safetensors"
+    meta = calibrate_and_export(best, Path(out) / "detector.safetensors", cfg)
+    click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}); "
+               f"calibrated detector: {Path(out) / 'detector.safetensors'} "
+               f"(thresholds {json.dumps(meta['thresholds'])})")
+
+
+@click.command("models")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def models(as_json: bool) -> None:
+    """List the shipped CNN detectors."""
+    from ..analysis.cnn import shipped_models
+
+    infos = shipped_models()
+    if as_json:
+        click.echo(json.dumps([{"name": m.name, "path": str(m.path), "bytes": m.size_bytes,
+                                "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
+                                "metrics": m.meta.get("test_metrics", {})} for m in infos],
+                              indent=2))
+        return
+    if not infos:
+        click.echo("no CNN models shipped")
+        return
+    for m in infos:
+        card = m.path.with_suffix(".md")
+        click.echo(f"{m.name}\tarch={m.meta.get('arch')}\ttile={m.meta.get('tile')}\t"
+                   f"{m.size_bytes / 1024:.0f} KiB\tcard={card.name if card.exists() else '-'}")

@@ -1,0 +1,133 @@
+"""Training pipeline: embedding, pair augmentation, tiny runs, checkpoint/resume equivalence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from stegshield.training.data import (  # noqa: E402
+    ALGORITHMS,
+    PairDataset,
+    TileSet,
+    augment_pair,
+    collate_pairs,
+    curriculum_rates,
+    embed,
+)
+
+
+def _smooth(rng: np.random.Generator, n: int) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n]
+    base = 120 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    return np.clip(base + rng.normal(0, 4, (n, n)), 0, 255).astype(np.uint8)
+
+
+def test_augmentation_identical_for_cover_and_stego() -> None:
+    rng = np.random.default_rng(0)
+    cover = rng.integers(0, 256, (40, 40), dtype=np.uint8)
+    stego = cover.copy()
+    stego[3, 7] ^= 1
+    for seed in range(16):
+        c, s = augment_pair(cover, stego, np.random.default_rng(seed), crop=32)
+        c2, _ = augment_pair(cover, cover, np.random.default_rng(seed), crop=32)
+        assert c.shape == (32, 32) and np.array_equal(c, c2)
+        diff = c.astype(int) != s.astype(int)
+        assert diff.sum() <= 1
+
+
+@pytest.mark.parametrize("alg", ALGORITHMS)
+def test_embed_changes_by_at_most_one(alg: str) -> None:
+    x = _smooth(np.random.default_rng(1), 64)
+    y = embed(x, alg, 0.4, np.random.default_rng(2))
+    d = y.astype(int) - x.astype(int)
+    assert np.abs(d).max() == 1 and 0.005 < (d != 0).mean() < 0.3
+    y2 = embed(x, alg, 0.4, np.random.default_rng(2))
+    if alg != "hide":  # hide adds a random salt
+        assert np.array_equal(y, y2)
+
+
+def test_curriculum_goes_high_to_low() -> None:
+    assert curriculum_rates([0.1, 0.4, 0.2], 0, 2) == [0.4]
+    assert curriculum_rates([0.1, 0.4, 0.2], 2, 2) == [0.4, 0.2]
+    assert curriculum_rates([0.1, 0.4, 0.2], 99, 2) == [0.4, 0.2, 0.1]
+
+
+def test_pair_batches() -> None:
+    rng = np.random.default_rng(3)
+    ts = TileSet([_smooth(rng, 40) for _ in range(4)], [{"path": str(i)} for i in range(4)])
+    ds = PairDataset(ts, ["lsbm", "hill"], [0.4], seed=5, crop=32)
+    a = ds[(0, 1)]
+    b = ds[(0, 1)]
+    assert np.array_equal(a[1], b[1])  # seeded per (seed, epoch, tile)
+    batch = collate_pairs([ds[(0, i)] for i in range(4)])
+    assert batch["x"].shape == (8, 1, 32, 32)
+    assert batch["y"].tolist() == [0.0] * 4 + [1.0] * 4
+
+
+def _corpus(root: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for split, n in (("train", 8), ("val", 4)):
+        (root / split / "32").mkdir(parents=True)
+        for i in range(n):
+            p = f"{split}/32/t{i}.png"
+            Image.fromarray(_smooth(rng, 32)).save(root / p)
+            rows.append({"path": p, "split": split, "tile": 32, "group": f"{split}{i}"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def _cfg(tmp: Path, out: str, **kw: object):
+    from stegshield.training.train import TrainConfig
+
+    base = dict(covers=str(tmp / "corpus"), out=str(tmp / out), algorithms=["lsbm", "lsbr"],
+                rates=[0.4, 0.2], stage_epochs=1, epochs=2, batch_pairs=4, crop=32,
+                train_tiles=[32], val_tile=32, workers=0, threads=1, progress=False,
+                checkpoint_every=1, warmup_steps=2)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_tiny_run_and_resume_equivalence(tmp_path: Path) -> None:
+    from stegshield.analysis.cnn.inference import load_model
+    from stegshield.training.train import calibrate_and_export, train
+
+    _corpus(tmp_path / "corpus")
+    full = train(_cfg(tmp_path, "full"))
+    assert full["epoch"] == 2 and (tmp_path / "full" / "log.csv").exists()
+    assert (tmp_path / "full" / "curves.png").exists()
+    # interrupted mid-epoch 2 (step 3 of 4), then resumed in a fresh call
+    part = train(_cfg(tmp_path, "resumed", stop_after_steps=3))
+    assert part["interrupted"]
+    done = train(_cfg(tmp_path, "resumed"))
+    assert done["epoch"] == 2
+    a, _ = load_model(tmp_path / "full" / "last.safetensors")
+    b, _ = load_model(tmp_path / "resumed" / "last.safetensors")
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.allclose(va.float(), vb.float(), atol=1e-6), k
+    meta = calibrate_and_export(tmp_path / "full" / "best.safetensors",
+                                tmp_path / "det.safetensors", _cfg(tmp_path, "full"), tile=32)
+    assert meta["calibration"]["a"] > 0 and set(meta["thresholds"]) == {"0.01", "0.05"}
+
+
+def test_cli_commands(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stegshield.training.train_commands import models, train
+
+    _corpus(tmp_path / "corpus")
+    r = CliRunner().invoke(models, [])
+    assert r.exit_code == 0
+    r = CliRunner().invoke(train, ["--covers", str(tmp_path / "corpus"), "--epochs", "1",
+                                   "--out", str(tmp_path / "o"), "--algorithms", "lsbm",
+                                   "--rates", "0.4", "--tile", "32", "--crop", "32",
+                                   "--workers", "0", "--no-progress", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "detector.safetensors").exists()
