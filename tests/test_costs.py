@@ -30,7 +30,25 @@ IMG = _test_image()
 
 def test_registry() -> None:
     assert set(COSTS) == {"hill", "suniward", "wow"}
-    assert COSTS["hill"] is hill and COSTS["suniward"] is suniward and COSTS["wow"] is wow
+    assert COSTS["hill"] is hill
+    # S-UNIWARD and WOW load numba on first call only; the registry entry gives the same map
+    for name, fn in (("suniward", suniward), ("wow", wow)):
+        assert np.array_equal(COSTS[name](IMG), fn(IMG))
+
+
+def test_hiding_with_hill_never_imports_numba() -> None:
+    """HILL and the STC Viterbi pass are C: a plain ``hide`` pays no JIT start-up."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from stegshield.stego.embed import hide_array; "
+            "from stegshield.crypto.container import Payload; "
+            "from stegshield.crypto.kdf import TEST_KDF; "
+            "x = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8); "
+            "hide_array(x, 'L', Payload(b'hi'), b'pw', kdf=TEST_KDF); "
+            "print('numba' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("name", sorted(COSTS))

@@ -20,6 +20,7 @@ from . import __version__
 from .crypto.container import Payload
 from .imaging import DEFAULT_MAX_PIXELS, ImageError, atomic_write, probe_image
 from .stego.errors import (
+    COST_NAMES,
     DEFAULT_RATE,
     MAX_RATE,
     IntegrityError,
@@ -28,8 +29,7 @@ from .stego.errors import (
 )
 
 EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
-#: Cost functions offered by ``hide --cost`` (kept here so ``--help`` needs no numba import).
-COST_NAMES = ("hill", "suniward", "wow")
+
 PASSWORD_ENV = "STEGSHIELD_PASSWORD"
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -148,8 +148,10 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
         warn("the cover was JPEG-compressed: a decompressed JPEG with ±1 changes can be "
              "detected by JPEG-compatibility analysis; prefer never-compressed covers")
     pw = get_password(password, confirm=True, stdin_busy=stdin_busy)
+    from .runtime import tune_malloc
     from .stego import api
 
+    tune_malloc()
     report = api.hide(cover, output, payload, pw, rate=rate, cost=cost, force=force,
                       max_pixels=max_pixels, compress=not no_compress)
     if not quiet:
@@ -174,8 +176,10 @@ def reveal(stego: Path, output: Path | None, password: str | None, force: bool,
         fail(f"{output}: already exists (use --force to replace it)")
     probe_image(stego, max_pixels)  # bad input -> exit 2 before asking for a password
     pw = get_password(password, confirm=False)
+    from .runtime import tune_malloc
     from .stego import api
 
+    tune_malloc()
     payload = api.reveal(stego, pw, max_pixels=max_pixels)
     if output is not None:
         atomic_write(output, payload.data, force=force)

@@ -17,7 +17,8 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from .scanner import Scanner, ScanOptions, ScanResult, tune_malloc
+from ..runtime import tune_malloc
+from .scanner import Scanner, ScanOptions, ScanResult
 
 __all__ = ["BATCH", "scan_distributed"]
 

@@ -291,7 +291,7 @@ def watch(directory: Path, webhook: str | None, command: str | None, log: Path |
         fail("--webhook must be an http:// or https:// URL")
     if command and not shlex.split(command):
         fail("--exec needs a command")
-    from .scanner import tune_malloc
+    from ..runtime import tune_malloc
 
     scanner = check_suite(make_options(detector, fpr, threshold, max_pixels))
     tune_malloc()

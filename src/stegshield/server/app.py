@@ -35,7 +35,8 @@ from .. import __version__
 from ..crypto.container import Payload
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..imaging import ImageError, atomic_write, encode_image, open_image
-from ..scan.scanner import Scanner, ScanOptions, ScanResult, tune_malloc
+from ..runtime import tune_malloc
+from ..scan.scanner import Scanner, ScanOptions, ScanResult
 from ..scan.suite import DETECTOR_CHOICES, SuiteError
 from ..stego.errors import (
     DEFAULT_RATE,

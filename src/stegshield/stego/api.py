@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ from ..imaging import (
     encode_image,
     open_image,
     output_format,
+    probe_image,
     same_file,
 )
 from .embed import (
@@ -24,8 +25,11 @@ from .embed import (
     HideReport,
     capacity_bytes,
     carrier_count,
-    hide_array,
+    check_cover,
+    cost_maps,
+    embed_sealed,
     reveal_array,
+    start_secrets,
     warm_up,
 )
 
@@ -65,19 +69,28 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
 
     The output format follows ``output``'s extension and must be lossless. The cover is never
     modified; ``output`` is written atomically and only replaced when ``force`` is set.
+    Pipeline: the header gives the shape, so both Argon2id derivations and the numba start-up
+    run on other threads while the cover decodes (Pillow and argon2-cffi drop the GIL).
     """
     if same_file(cover, output) or Path(cover).resolve() == Path(output).resolve():
         raise ImageError(f"{output}: refusing to overwrite the cover image")
     if Path(output).exists() and not force:
         raise ImageError(f"{output}: already exists (use --force to replace it)")
-    warm = threading.Thread(target=warm_up, args=(cost,), daemon=True)
-    warm.start()  # numba's start-up overlaps decoding (Pillow releases the GIL)
-    img = open_image(cover, max_pixels)
-    fmt = output_format(output, img.mode)
-    warm.join()
-    stego, report = hide_array(img.pixels, img.mode, payload, password, rate=rate, cost=cost,
-                               kdf=kdf, compress=compress)
-    atomic_write(output, encode_image(stego, img.mode, fmt), force=force)
+    info = probe_image(cover, max_pixels)
+    output_format(output, info.mode)
+    shape = (info.height, info.width)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        warm = pool.submit(warm_up, cost)
+        secrets = start_secrets(pool, shape, info.mode, payload, password, kdf, compress)
+        img = open_image(cover, max_pixels)
+        check_cover(img.pixels, img.mode, cost)
+        warm.result()
+        maps = cost_maps(img.pixels, img.mode, cost)
+        stego, report = embed_sealed(img.pixels, img.mode, len(payload.data), secrets, maps,
+                                     rate=rate, cost=cost)
+    del maps
+    atomic_write(output, encode_image(stego, img.mode, output_format(output, img.mode)),
+                 force=force)
     return report
 
 

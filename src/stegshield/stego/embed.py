@@ -12,7 +12,8 @@ header (salt + sealed length), derives the key, then reads and opens the body.
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,13 +24,14 @@ from ..crypto.container import (
     RECORD_OVERHEAD,
     ContainerError,
     Payload,
+    Sealed,
     open_body,
     open_header,
     seal_payload,
 )
 from ..crypto.kdf import DEFAULT_KDF, KdfParams, derive_key, domain_salt, subkey
-from .costs import COSTS
 from .errors import (
+    COST_NAMES,
     DEFAULT_RATE,
     MAX_RATE,
     ImageTooSmallError,
@@ -40,6 +42,12 @@ from .errors import (
 )
 from .positions import keyed_bits, permuted_indices
 from .stc import stc_embed, stc_extract
+
+
+def _costs() -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    from .costs import COSTS  # numba: imported on first use only (reveal never needs it)
+
+    return COSTS
 
 #: Constraint height of the syndrome-trellis code (2^h trellis states).
 STC_HEIGHT = 7
@@ -102,15 +110,29 @@ def _flat_carrier(pixels: np.ndarray, mode: str) -> np.ndarray:
     return np.ascontiguousarray(_carrier_view(pixels, mode)).reshape(-1)
 
 
-def _cost_map(pixels: np.ndarray, mode: str, cost: str) -> np.ndarray:
-    fn = COSTS[cost]
+def cost_maps(pixels: np.ndarray, mode: str, cost: str) -> list[np.ndarray]:
+    """One cost map per carrier channel (computed on parallel threads; the kernels drop the GIL)."""
+    if cost == "hill":
+        from .costs.hill import hill_f32 as fn  # float32: half the memory, same ranking
+    else:
+        fn = _costs()[cost]
     view = _carrier_view(pixels, mode)
     if view.ndim == 2:
-        return np.asarray(fn(view), dtype=np.float64).reshape(-1)
+        return [np.asarray(fn(view))]
     with ThreadPoolExecutor(max_workers=min(3, view.shape[2])) as pool:
-        maps = list(pool.map(lambda c: np.asarray(fn(view[..., c]), np.float64),
-                             range(view.shape[2])))
-    return np.stack(maps, axis=-1).reshape(-1)
+        return list(pool.map(lambda c: np.asarray(fn(view[..., c])), range(view.shape[2])))
+
+
+def _gather_costs(maps: list[np.ndarray], pos: np.ndarray) -> np.ndarray:
+    """Costs at flat carrier positions (pixel-major, channel-minor) without stacking the maps."""
+    if len(maps) == 1:
+        return maps[0].reshape(-1)[pos].astype(np.float64)
+    channel, pixel = pos % len(maps), pos // len(maps)
+    out = np.empty(pos.size, dtype=np.float64)
+    for k, m in enumerate(maps):
+        sel = channel == k
+        out[sel] = m.reshape(-1)[pixel[sel]]
+    return out
 
 
 def _bits(data: bytes) -> np.ndarray:
@@ -141,8 +163,86 @@ def warm_up(cost: str = "hill") -> None:
     Loading costs ~0.5 s of one core per process; callers run this in a thread while the image
     decodes, so the two overlap.
     """
-    COSTS[cost](np.zeros((4, 4), dtype=np.uint8))
+    _costs()[cost](np.zeros((4, 4), dtype=np.uint8))
     stc_embed(np.zeros(8, dtype=np.uint8), np.ones(8), np.zeros(2, dtype=np.uint8), h=STC_HEIGHT)
+
+
+@dataclass(frozen=True)
+class SecretJobs:
+    """The two Argon2id derivations of a hide, running in the background.
+
+    They need only the image shape, so :mod:`.api` starts them before decoding the cover.
+    """
+
+    sealed: Future[Sealed]
+    position_key: Future[bytes]
+    positions: Future[np.ndarray]
+
+
+def _spans(n: int, body_bytes: int) -> tuple[int, int]:
+    """Samples visited by the header and by a body of ``body_bytes``."""
+    n_head = header_span(n)
+    return n_head, min(n - n_head, 8 * body_bytes * MAX_WIDTH)
+
+
+def _all_positions(sealed: Future[Sealed], key: Future[bytes], n: int) -> np.ndarray:
+    n_head, n_body = _spans(n, len(sealed.result().body))
+    return permuted_indices(key.result(), n, n_head + n_body)
+
+
+def start_secrets(pool: ThreadPoolExecutor, shape: tuple[int, ...], mode: str,
+                  payload: Payload, password: bytes, kdf: KdfParams = DEFAULT_KDF,
+                  compress: bool = True, salt: bytes | None = None) -> SecretJobs:
+    """Seal the payload and derive the position key on ``pool`` (argon2-cffi drops the GIL)."""
+    sealed = pool.submit(seal_payload, payload, password, kdf, compress, salt)
+    key = pool.submit(_position_key, password, shape, mode, kdf)
+    positions = pool.submit(_all_positions, sealed, key, carrier_count(shape, mode))
+    return SecretJobs(sealed=sealed, position_key=key, positions=positions)
+
+
+def check_cover(pixels: np.ndarray, mode: str, cost: str) -> None:
+    if cost not in COST_NAMES:
+        raise StegoError(f"unknown cost function {cost!r}; choose from {', '.join(COST_NAMES)}")
+    if pixels.dtype != np.uint8:
+        raise StegoError("only 8-bit images can carry data")
+    n = carrier_count(pixels.shape, mode)
+    if header_span(n) * 2 > n:
+        raise ImageTooSmallError(f"image too small: {n} carrier samples, need at least "
+                                 f"{HEADER_BITS * 4}")
+
+
+def embed_sealed(pixels: np.ndarray, mode: str, payload_bytes: int, secrets: SecretJobs,
+                 maps: list[np.ndarray], *, rate: float = DEFAULT_RATE,
+                 cost: str = "hill") -> tuple[np.ndarray, HideReport]:
+    """Embed an already sealed payload, given the cost maps of ``pixels`` (see ``hide_array``)."""
+    n = carrier_count(pixels.shape, mode)
+    cap = capacity_bytes(n, rate)
+    sealed = secrets.sealed.result()
+    if len(sealed.body) - RECORD_OVERHEAD > cap:
+        raise PayloadTooLargeError(len(sealed.body) - RECORD_OVERHEAD, cap, rate)
+    m_body = 8 * len(sealed.body)
+    n_head, n_body = _spans(n, len(sealed.body))
+    pos_key = secrets.position_key.result()
+    pos = secrets.positions.result()
+    out = np.array(pixels, copy=True)
+    flat = _flat_carrier(out, mode)
+    costs = _gather_costs(maps, pos)
+    sign_key = subkey(pos_key, "sign")
+    changes = _embed_segment(flat, costs[:n_head], pos[:n_head], _bits(sealed.header), sign_key)
+    changes += _embed_segment(flat, costs[n_head:], pos[n_head:], _bits(sealed.body), sign_key)
+    view = _carrier_view(out, mode)
+    if not np.shares_memory(view, flat):
+        view[...] = flat.reshape(view.shape)
+    report = HideReport(
+        payload_bytes=payload_bytes,
+        embedded_bytes=HEADER_BYTES + len(sealed.body),
+        carrier_samples=n,
+        samples_visited=n_head + n_body,
+        changes=changes,
+        rate=(HEADER_BITS + m_body) / n,
+        cost=cost,
+    )
+    return out, report
 
 
 def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes, *,
@@ -153,45 +253,11 @@ def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes,
     ``salt`` is drawn at random unless given (only for reproducible datasets and tests: reusing
     a salt with the same password reuses the key).
     """
-    if cost not in COSTS:
-        raise StegoError(f"unknown cost function {cost!r}; choose from {', '.join(COSTS)}")
-    if pixels.dtype != np.uint8:
-        raise StegoError("only 8-bit images can carry data")
-    n = carrier_count(pixels.shape, mode)
-    cap = capacity_bytes(n, rate)
-    n_head = header_span(n)
-    if n_head * 2 > n:
-        raise ImageTooSmallError(f"image too small: {n} carrier samples, need at least "
-                                 f"{HEADER_BITS * 4}")
-    # The two Argon2id derivations (argon2-cffi releases the GIL) overlap the cost map.
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        sealed_job = pool.submit(seal_payload, payload, password, kdf, compress, salt)
-        pos_key_job = pool.submit(_position_key, password, pixels.shape, mode, kdf)
-        cost_map = _cost_map(pixels, mode, cost)
-        sealed, pos_key = sealed_job.result(), pos_key_job.result()
-    if len(sealed.body) - RECORD_OVERHEAD > cap:
-        raise PayloadTooLargeError(len(sealed.body) - RECORD_OVERHEAD, cap, rate)
-    m_body = 8 * len(sealed.body)
-    n_body = min(n - n_head, m_body * MAX_WIDTH)
-    pos = permuted_indices(pos_key, n, n_head + n_body)
-    out = np.array(pixels, copy=True)
-    flat = _flat_carrier(out, mode)
-    costs = cost_map[pos]
-    sign_key = subkey(pos_key, "sign")
-    changes = _embed_segment(flat, costs[:n_head], pos[:n_head], _bits(sealed.header), sign_key)
-    changes += _embed_segment(flat, costs[n_head:], pos[n_head:], _bits(sealed.body), sign_key)
-    view = _carrier_view(out, mode)
-    view[...] = flat.reshape(view.shape)
-    report = HideReport(
-        payload_bytes=len(payload.data),
-        embedded_bytes=HEADER_BYTES + len(sealed.body),
-        carrier_samples=n,
-        samples_visited=n_head + n_body,
-        changes=changes,
-        rate=(HEADER_BITS + m_body) / n,
-        cost=cost,
-    )
-    return out, report
+    check_cover(pixels, mode, cost)
+    with ThreadPoolExecutor(max_workers=3) as pool:  # Argon2id overlaps the cost maps
+        secrets = start_secrets(pool, pixels.shape, mode, payload, password, kdf, compress, salt)
+        maps = cost_maps(pixels, mode, cost)
+        return embed_sealed(pixels, mode, len(payload.data), secrets, maps, rate=rate, cost=cost)
 
 
 def reveal_array(pixels: np.ndarray, mode: str, password: bytes, *,
@@ -214,7 +280,7 @@ def reveal_array(pixels: np.ndarray, mode: str, password: bytes, *,
     m_body = 8 * body_len
     if body_len < RECORD_OVERHEAD or m_body > n - n_head:
         raise IntegrityError("integrity failure: the hidden header is inconsistent")
-    n_body = min(n - n_head, m_body * MAX_WIDTH)
+    n_body = _spans(n, body_len)[1]
     body_pos = permuted_indices(pos_key, n, n_body, start=n_head)
     body = np.packbits(stc_extract((flat[body_pos] & 1).astype(np.uint8), m_body,
                                    h=STC_HEIGHT)).tobytes()

@@ -1,4 +1,4 @@
-"""Hide/reveal errors and rate limits (no heavy imports: the CLI loads this first)."""
+"""Hide/reveal errors, rate limits and cost names (no heavy imports: the CLI loads this first)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from __future__ import annotations
 DEFAULT_RATE = 0.2
 #: Hard maximum rate; beyond it ±1 changes become dense and easy to detect.
 MAX_RATE = 0.5
+#: Cost functions offered by ``hide --cost`` (modules in :mod:`stegshield.stego.costs`).
+COST_NAMES = ("hill", "suniward", "wow")
 
 
 class StegoError(Exception):

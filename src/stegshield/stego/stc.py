@@ -22,11 +22,11 @@ frozen in :data:`_BEST`.  Any change to Ĥ changes the code, so it is versioned 
 from __future__ import annotations
 
 import hashlib
-import sys
 from functools import lru_cache
 
-import numba as nb
 import numpy as np
+
+from .. import _native
 
 __all__ = ["H_MAX", "H_MIN", "StcError", "stc_embed", "stc_extract", "stc_submatrix"]
 
@@ -165,81 +165,6 @@ def _syndrome(y: np.ndarray, m: int, h: int, table: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True, nogil=True)
-def _viterbi(
-    rho: np.ndarray, target: np.ndarray, h: int, table: np.ndarray
-) -> tuple[np.ndarray, float]:
-    """Minimum-cost ``e`` with ``H e = target``; returns (e, cost) or cost = inf if none."""
-    n = rho.size
-    m = target.size
-    q = n // m
-    S = 1 << h
-    nwords = max(1, S >> 6)
-    inf = np.inf
-    w = np.full(S, inf)
-    wn = np.full(S, inf)
-    w[0] = 0.0
-    path = np.empty((n, nwords), dtype=np.uint64)
-    # Decision flags, one byte per state, packed 8 at a time with a multiply (bit k = byte k).
-    flags = np.zeros(max(S, 8), dtype=np.uint8)
-    flags64 = flags.view(np.uint64)
-    nflag64 = flags64.size
-    magic = np.uint64(0x0102040810204080)
-    for i in range(m):
-        start = (i * n) // m
-        end = ((i + 1) * n) // m
-        sel = end - start - q
-        rows = min(h, m - i)
-        mask = np.uint64((1 << rows) - 1)
-        for j in range(start, end):
-            r = rho[j]
-            if r == inf:
-                for k in range(nwords):
-                    path[j, k] = np.uint64(0)
-                continue
-            c = np.int64(table[sel, j - start] & mask)
-            for s in range(S):
-                keep = w[s]
-                flip = w[s ^ c] + r
-                flags[s] = flip < keep
-                wn[s] = min(keep, flip)
-            for k in range(nwords):
-                word = np.uint64(0)
-                for b in range(8):
-                    idx = 8 * k + b
-                    if idx < nflag64:
-                        packed = (flags64[idx] * magic) >> np.uint64(56)
-                        word |= packed << np.uint64(8 * b)
-                path[j, k] = word
-            w, wn = wn, w
-        # Row i leaves the window: keep states whose bit 0 equals target[i], shift down.
-        t = np.int64(target[i])
-        half = S >> 1
-        for s in range(half):
-            wn[s] = w[2 * s + t]
-        for s in range(half, S):
-            wn[s] = inf
-        w, wn = wn, w
-    cost = w[0]
-    e = np.zeros(n, dtype=np.uint8)
-    if cost == inf:
-        return e, cost
-    s = np.int64(0)
-    for i in range(m - 1, -1, -1):
-        start = (i * n) // m
-        end = ((i + 1) * n) // m
-        sel = end - start - q
-        rows = min(h, m - i)
-        mask = np.uint64((1 << rows) - 1)
-        s = (s << 1) | np.int64(target[i])
-        for j in range(end - 1, start - 1, -1):
-            bit = (path[j, s >> 6] >> np.uint64(s & 63)) & np.uint64(1)
-            if bit:
-                e[j] = 1
-                s ^= np.int64(table[sel, j - start] & mask)
-    return e, cost
-
-
 def _search_candidates(
     h: int, w: int, n_candidates: int = 16, blocks: int = 8192, seed: int = 0
 ) -> list[tuple[int, int]]:
@@ -261,6 +186,17 @@ def _search_candidates(
         e, _ = _viterbi(rho, target, h, q_table)
         scores.append((int(e.sum()), k))
     return sorted(scores)
+
+
+def _viterbi(rho: np.ndarray, target: np.ndarray, h: int,
+             table: np.ndarray) -> tuple[np.ndarray, float]:
+    """Minimum-cost flips ``e`` with ``H e = target`` (C kernel, GIL released); cost inf if none."""
+    e = np.zeros(rho.size, dtype=np.uint8)
+    table = np.ascontiguousarray(table, dtype=np.uint64)
+    cost = _native.viterbi(np.ascontiguousarray(rho, dtype=np.float64),
+                           np.ascontiguousarray(target, dtype=np.uint8), h, table,
+                           table.shape[1], e)
+    return e, cost
 
 
 def stc_extract(stego_bits: np.ndarray, m: int, h: int = 7) -> np.ndarray:
@@ -298,8 +234,6 @@ def stc_embed(
         raise ValueError("costs must be >= 0 (np.inf marks wet elements)")
     if m == 0:
         return x.copy()
-    if sys.byteorder != "little":  # the flag packing in _viterbi assumes little-endian words
-        raise NotImplementedError("stc_embed requires a little-endian host")
     table = _col_table(n, m, h)
     target = msg ^ _syndrome(x, m, h, table)
     e, cost = _viterbi(rho, target, h, table)

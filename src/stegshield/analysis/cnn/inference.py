@@ -9,8 +9,6 @@ logit.  Per-plane scanning keeps the ±1 stego signal intact, which a luminance 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import json
 import math
 import os
@@ -25,6 +23,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from ...runtime import tune_malloc
 from ..base import Calibration, DetectionResult, split_channels
 from .calibration import aggregate_max
 from .model import build_model
@@ -44,25 +43,6 @@ __all__ = [
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 DEFAULT_MODEL = "light-gray"
 META_KEY = "stegshield"
-
-
-def tune_malloc() -> bool:
-    """Keep glibc from returning large activation buffers to the OS after every batch.
-
-    Same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=<huge>`` (measured 1.7-3.6×
-    faster CNN inference on this machine); process-wide, glibc only; returns whether applied.
-    """
-    name = ctypes.util.find_library("c")
-    if not name or os.environ.get("STEGSHIELD_NO_MALLOC_TUNE"):
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        m_trim_threshold, m_mmap_max = -1, -4
-        ok1 = libc.mallopt(m_mmap_max, 0)
-        ok2 = libc.mallopt(m_trim_threshold, 2**31 - 1)
-        return bool(ok1 and ok2)
-    except (OSError, AttributeError):
-        return False
 
 
 def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:

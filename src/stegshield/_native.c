@@ -1,0 +1,221 @@
+/*
+ * stegshield._native: the two hot loops of `hide`, in C, so that a command-line hide starts
+ * without a JIT (numba's start-up alone cost ~0.5 s of CPU per process).
+ *
+ *  viterbi  the Viterbi pass of syndrome-trellis codes
+ *           (Filler, Judas, Fridrich, "Minimizing additive distortion in steganography using
+ *           syndrome-trellis codes", IEEE TIFS 2011); block layout and submatrices come
+ *           from stego/stc.py, which also computes syndromes (numpy).
+ *  hill     the HILL cost map (Li, Wang, Huang, Li, ICIP 2014), mirrored borders, float32.
+ *
+ * Both release the GIL. Buffers come through the buffer protocol; shapes are checked here.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- STC Viterbi */
+
+static PyObject *viterbi(PyObject *self, PyObject *args) {
+    Py_buffer rho_b, target_b, table_b, e_b;
+    int h;
+    Py_ssize_t cols;
+    if (!PyArg_ParseTuple(args, "y*y*iy*nw*", &rho_b, &target_b, &h, &table_b, &cols, &e_b))
+        return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t n = rho_b.len / (Py_ssize_t)sizeof(double);
+    const Py_ssize_t m = target_b.len;
+    if (h < 1 || h > 16 || m < 1 || n < m || e_b.len != n || cols < 1 ||
+        table_b.len != (Py_ssize_t)(2 * cols * sizeof(uint64_t))) {
+        PyErr_SetString(PyExc_ValueError, "viterbi: inconsistent buffer sizes");
+        goto done;
+    }
+    {
+        const double *rho = (const double *)rho_b.buf;
+        const uint8_t *target = (const uint8_t *)target_b.buf;
+        const uint64_t *table = (const uint64_t *)table_b.buf;
+        uint8_t *e = (uint8_t *)e_b.buf;
+        const Py_ssize_t q = n / m;
+        const int S = 1 << h;
+        const int nwords = S >= 64 ? S / 64 : 1;
+        double *w = malloc(sizeof(double) * S), *wn = malloc(sizeof(double) * S);
+        uint64_t *path = malloc(sizeof(uint64_t) * (size_t)nwords * (size_t)n);
+        double cost = INFINITY;
+        if (!w || !wn || !path) {
+            free(w); free(wn); free(path);
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (int s = 0; s < S; s++) w[s] = INFINITY;
+        w[0] = 0.0;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            const Py_ssize_t start = (Py_ssize_t)(((__int128)i * n) / m);
+            const Py_ssize_t end = (Py_ssize_t)(((__int128)(i + 1) * n) / m);
+            const Py_ssize_t sel = end - start - q;
+            const int rows = (m - i) < h ? (int)(m - i) : h;
+            const uint64_t mask = (rows >= 64) ? ~(uint64_t)0 : (((uint64_t)1 << rows) - 1);
+            for (Py_ssize_t j = start; j < end; j++) {
+                uint64_t *pj = path + (size_t)j * nwords;
+                const double r = rho[j];
+                if (isinf(r)) {
+                    memset(pj, 0, sizeof(uint64_t) * nwords);
+                    continue;
+                }
+                const int c = (int)(table[sel * cols + (j - start)] & mask);
+                for (int k = 0; k < nwords; k++) {
+                    const int lo = k * 64, hi = (lo + 64 < S) ? lo + 64 : S;
+                    uint64_t word = 0;
+                    for (int s = lo; s < hi; s++) { /* branch-free add-compare-select */
+                        const double keep = w[s], flip = w[s ^ c] + r;
+                        const uint64_t take = flip < keep;
+                        wn[s] = take ? flip : keep;
+                        word |= take << (s - lo);
+                    }
+                    pj[k] = word;
+                }
+                double *tmp = w; w = wn; wn = tmp;
+            }
+            /* row i leaves the window: keep states whose bit 0 equals target[i], shift down */
+            const int t = target[i];
+            const int half = S >> 1;
+            for (int s = 0; s < half; s++) wn[s] = w[2 * s + t];
+            for (int s = half; s < S; s++) wn[s] = INFINITY;
+            double *tmp = w; w = wn; wn = tmp;
+        }
+        cost = w[0];
+        memset(e, 0, (size_t)n);
+        if (!isinf(cost)) {
+            int64_t s = 0;
+            for (Py_ssize_t i = m - 1; i >= 0; i--) {
+                const Py_ssize_t start = (Py_ssize_t)(((__int128)i * n) / m);
+                const Py_ssize_t end = (Py_ssize_t)(((__int128)(i + 1) * n) / m);
+                const Py_ssize_t sel = end - start - q;
+                const int rows = (m - i) < h ? (int)(m - i) : h;
+                const uint64_t mask = (((uint64_t)1 << rows) - 1);
+                s = (s << 1) | target[i];
+                for (Py_ssize_t j = end - 1; j >= start; j--) {
+                    const uint64_t *pj = path + (size_t)j * nwords;
+                    if ((pj[s >> 6] >> (s & 63)) & 1) {
+                        e[j] = 1;
+                        s ^= (int64_t)(table[sel * cols + (j - start)] & mask);
+                    }
+                }
+            }
+        }
+        Py_END_ALLOW_THREADS
+        free(w); free(wn); free(path);
+        result = PyFloat_FromDouble(cost);
+    }
+done:
+    PyBuffer_Release(&rho_b);
+    PyBuffer_Release(&target_b);
+    PyBuffer_Release(&table_b);
+    PyBuffer_Release(&e_b);
+    return result;
+}
+
+/* ---------------------------------------------------------------- HILL cost map */
+
+static inline Py_ssize_t refl(Py_ssize_t k, Py_ssize_t n) {
+    /* half-sample symmetric extension: d c b a | a b c d | d c b a */
+    const Py_ssize_t p = 2 * n;
+    k %= p;
+    if (k < 0) k += p;
+    return k >= n ? p - 1 - k : k;
+}
+
+/* out[j] = sum_{|d| <= r} src[refl(j + d)], via a mirrored copy in buf (len W + 2r) */
+static void row_box(const float *src, float *buf, float *out, Py_ssize_t W, int r) {
+    for (Py_ssize_t j = 0; j < W + 2 * r; j++) buf[j] = src[refl(j - r, W)];
+    for (Py_ssize_t j = 0; j < W; j++) out[j] = buf[j];
+    for (int d = 1; d <= 2 * r; d++)
+        for (Py_ssize_t j = 0; j < W; j++) out[j] += buf[j + d];
+}
+
+static PyObject *hill(PyObject *self, PyObject *args) {
+    Py_buffer x_b, out_b;
+    Py_ssize_t H, W;
+    double floor_v, tiny, big;
+    if (!PyArg_ParseTuple(args, "y*nnw*ddd", &x_b, &H, &W, &out_b, &floor_v, &tiny, &big))
+        return NULL;
+    PyObject *result = NULL;
+    if (H < 1 || W < 1 || x_b.len != H * W || out_b.len != (Py_ssize_t)(H * W * sizeof(float))) {
+        PyErr_SetString(PyExc_ValueError, "hill: inconsistent buffer sizes");
+        goto done;
+    }
+    {
+        const uint8_t *x = (const uint8_t *)x_b.buf;
+        float *out = (float *)out_b.buf;
+        float *res = malloc(sizeof(float) * (size_t)(H * W));
+        float *inv = malloc(sizeof(float) * (size_t)(H * W));
+        float *v = malloc(sizeof(float) * (size_t)W);
+        float *acc = malloc(sizeof(float) * (size_t)W);
+        float *buf = malloc(sizeof(float) * (size_t)(W + 16));
+        if (!res || !inv || !v || !acc || !buf) {
+            free(res); free(inv); free(v); free(acc); free(buf);
+            PyErr_NoMemory();
+            goto done;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        const float fl = (float)floor_v;
+        /* |X (*) KB| / 4, KB = -[1,-2,1]^T [1,-2,1]: two 1-D second differences */
+        for (Py_ssize_t i = 0; i < H; i++) {
+            const uint8_t *a = x + refl(i - 1, H) * W, *b = x + i * W, *c = x + refl(i + 1, H) * W;
+            for (Py_ssize_t j = 0; j < W; j++) v[j] = (float)a[j] - 2.0f * (float)b[j] + (float)c[j];
+            for (Py_ssize_t j = 0; j < W + 2; j++) buf[j] = v[refl(j - 1, W)];
+            float *row = res + i * W;
+            for (Py_ssize_t j = 0; j < W; j++)
+                row[j] = fabsf(0.25f * (buf[j] - 2.0f * buf[j + 1] + buf[j + 2]));
+        }
+        /* 1 / max(|R| (*) L3, floor) */
+        for (Py_ssize_t i = 0; i < H; i++) {
+            const float *a = res + refl(i - 1, H) * W, *b = res + i * W, *c = res + refl(i + 1, H) * W;
+            for (Py_ssize_t j = 0; j < W; j++) v[j] = a[j] + b[j] + c[j];
+            float *row = inv + i * W;
+            row_box(v, buf, row, W, 1);
+            for (Py_ssize_t j = 0; j < W; j++) {
+                const float m = row[j] * (1.0f / 9.0f);
+                row[j] = 1.0f / (m > fl ? m : fl);
+            }
+        }
+        /* (...) (*) L15, clipped to [tiny, big] */
+        for (Py_ssize_t i = 0; i < H; i++) {
+            for (Py_ssize_t j = 0; j < W; j++) acc[j] = 0.0f;
+            for (int d = -7; d <= 7; d++) {
+                const float *src = inv + refl(i + d, H) * W;
+                for (Py_ssize_t j = 0; j < W; j++) acc[j] += src[j];
+            }
+            float *orow = out + i * W;
+            row_box(acc, buf, orow, W, 7);
+            for (Py_ssize_t j = 0; j < W; j++) {
+                float val = orow[j] / 225.0f;
+                orow[j] = val < (float)tiny ? (float)tiny : (val > (float)big ? (float)big : val);
+            }
+        }
+        Py_END_ALLOW_THREADS
+        free(res); free(inv); free(v); free(acc); free(buf);
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+done:
+    PyBuffer_Release(&x_b);
+    PyBuffer_Release(&out_b);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"viterbi", viterbi, METH_VARARGS,
+     "viterbi(rho, target, h, table, cols, e) -> cost: STC Viterbi pass, writes flips into e"},
+    {"hill", hill, METH_VARARGS,
+     "hill(x, H, W, out, floor, tiny, big): HILL costs of uint8 x into float32 out"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
+                                    "C kernels for hide (STC Viterbi, HILL).", -1, methods};
+
+PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
