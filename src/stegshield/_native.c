@@ -8,7 +8,9 @@
  *           from stego/stc.py, which also computes syndromes (numpy).
  *  hill     the HILL cost map (Li, Wang, Huang, Li, ICIP 2014), mirrored borders, float32.
  *
- * Both release the GIL. Buffers come through the buffer protocol; shapes are checked here.
+ *  feistel  the keyed permutation that picks embedding positions (stego/positions.py).
+ *
+ * All release the GIL. Buffers come through the buffer protocol; shapes are checked here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -122,6 +124,7 @@ done:
 
 static inline Py_ssize_t refl(Py_ssize_t k, Py_ssize_t n) {
     /* half-sample symmetric extension: d c b a | a b c d | d c b a */
+    if (k >= 0 && k < n) return k; /* the common case: no division */
     const Py_ssize_t p = 2 * n;
     k %= p;
     if (k < 0) k += p;
@@ -153,10 +156,10 @@ static PyObject *hill(PyObject *self, PyObject *args) {
         float *res = malloc(sizeof(float) * (size_t)(H * W));
         float *inv = malloc(sizeof(float) * (size_t)(H * W));
         float *v = malloc(sizeof(float) * (size_t)W);
-        float *acc = malloc(sizeof(float) * (size_t)W);
         float *buf = malloc(sizeof(float) * (size_t)(W + 16));
-        if (!res || !inv || !v || !acc || !buf) {
-            free(res); free(inv); free(v); free(acc); free(buf);
+        double *dacc = malloc(sizeof(double) * (size_t)W);
+        if (!res || !inv || !v || !buf || !dacc) {
+            free(res); free(inv); free(v); free(buf); free(dacc);
             PyErr_NoMemory();
             goto done;
         }
@@ -182,22 +185,40 @@ static PyObject *hill(PyObject *self, PyObject *args) {
                 row[j] = 1.0f / (m > fl ? m : fl);
             }
         }
-        /* (...) (*) L15, clipped to [tiny, big] */
-        for (Py_ssize_t i = 0; i < H; i++) {
-            for (Py_ssize_t j = 0; j < W; j++) acc[j] = 0.0f;
-            for (int d = -7; d <= 7; d++) {
-                const float *src = inv + refl(i + d, H) * W;
-                for (Py_ssize_t j = 0; j < W; j++) acc[j] += src[j];
-            }
-            float *orow = out + i * W;
-            row_box(acc, buf, orow, W, 7);
-            for (Py_ssize_t j = 0; j < W; j++) {
-                float val = orow[j] / 225.0f;
-                orow[j] = val < (float)tiny ? (float)tiny : (val > (float)big ? (float)big : val);
+        /* (...) (*) L15, clipped to [tiny, big]: running sums in double, recomputed exactly
+         * every RESTART steps so that cancellation between flat (1/eps) and textured areas
+         * cannot accumulate. */
+        enum { R = 7, RESTART = 32 };
+        {
+            for (Py_ssize_t i = 0; i < H; i++) {
+                if (i % RESTART == 0) {
+                    for (Py_ssize_t j = 0; j < W; j++) dacc[j] = 0.0;
+                    for (int d = -R; d <= R; d++) {
+                        const float *src = inv + refl(i + d, H) * W;
+                        for (Py_ssize_t j = 0; j < W; j++) dacc[j] += src[j];
+                    }
+                } else {
+                    const float *add = inv + refl(i + R, H) * W;
+                    const float *sub = inv + refl(i - R - 1, H) * W;
+                    for (Py_ssize_t j = 0; j < W; j++) dacc[j] += (double)add[j] - (double)sub[j];
+                }
+                for (Py_ssize_t j = 0; j < W + 2 * R; j++) buf[j] = (float)dacc[refl(j - R, W)];
+                float *orow = out + i * W;
+                double run = 0.0;
+                for (Py_ssize_t j = 0; j < W; j++) {
+                    if (j % RESTART == 0) {
+                        run = 0.0;
+                        for (int d = 0; d <= 2 * R; d++) run += buf[j + d];
+                    } else {
+                        run += (double)buf[j + 2 * R] - (double)buf[j - 1];
+                    }
+                    const float val = (float)(run / 225.0);
+                    orow[j] = val < (float)tiny ? (float)tiny : (val > (float)big ? (float)big : val);
+                }
             }
         }
         Py_END_ALLOW_THREADS
-        free(res); free(inv); free(v); free(acc); free(buf);
+        free(res); free(inv); free(v); free(buf); free(dacc);
         Py_INCREF(Py_None);
         result = Py_None;
     }
@@ -207,7 +228,62 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- keyed permutation */
+
+static inline uint64_t mix64(uint64_t x) { /* SplitMix64's finaliser */
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ULL;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+}
+
+/* out[i] = pi(start + i): balanced Feistel network on 2*half_bits bits (Luby & Rackoff 1988),
+ * restricted to [0, n) by cycle walking (Black & Rogaway, CT-RSA 2002). */
+static PyObject *feistel(PyObject *self, PyObject *args) {
+    Py_buffer rk_b, out_b;
+    int half_bits;
+    unsigned long long n, start;
+    if (!PyArg_ParseTuple(args, "y*iKKw*", &rk_b, &half_bits, &n, &start, &out_b)) return NULL;
+    PyObject *result = NULL;
+    const Py_ssize_t rounds = rk_b.len / (Py_ssize_t)sizeof(uint64_t);
+    const Py_ssize_t k = out_b.len / (Py_ssize_t)sizeof(int64_t);
+    if (half_bits < 1 || half_bits > 31 || rounds < 1 || n == 0 ||
+        (1ULL << (2 * half_bits)) < n || start + (unsigned long long)k > n) {
+        PyErr_SetString(PyExc_ValueError, "feistel: bad arguments");
+        goto done;
+    }
+    {
+        const uint64_t *rk = (const uint64_t *)rk_b.buf;
+        int64_t *out = (int64_t *)out_b.buf;
+        const uint64_t mask = (1ULL << half_bits) - 1;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < k; i++) {
+            uint64_t x = start + (uint64_t)i;
+            do {
+                uint64_t left = x >> half_bits, right = x & mask;
+                for (Py_ssize_t r = 0; r < rounds; r++) {
+                    const uint64_t z = (mix64(right ^ rk[r]) & mask) ^ left;
+                    left = right;
+                    right = z;
+                }
+                x = (left << half_bits) | right;
+            } while (x >= n);
+            out[i] = (int64_t)x;
+        }
+        Py_END_ALLOW_THREADS
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+done:
+    PyBuffer_Release(&rk_b);
+    PyBuffer_Release(&out_b);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"feistel", feistel, METH_VARARGS,
+     "feistel(round_keys, half_bits, n, start, out): out[i] = pi(start + i), a keyed permutation"},
     {"viterbi", viterbi, METH_VARARGS,
      "viterbi(rho, target, h, table, cols, e) -> cost: STC Viterbi pass, writes flips into e"},
     {"hill", hill, METH_VARARGS,
@@ -216,6 +292,6 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
-                                    "C kernels for hide (STC Viterbi, HILL).", -1, methods};
+                                    "C kernels for hide (STC Viterbi, HILL, positions).", -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
