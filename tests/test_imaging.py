@@ -75,6 +75,22 @@ def test_no_clobber_and_atomic(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_outputs_get_normal_permissions(tmp_path: Path) -> None:
+    """Atomic writes go through a private temp file, but the result must not stay 0600."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        save_image(tmp_path / "a.png", natural_like(8, 8), "L")
+        assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "b.bin").write_bytes(b"")
+        os.chmod(tmp_path / "b.bin", 0o600)
+        atomic_write(tmp_path / "b.bin", b"new", force=True)  # replacing keeps the mode
+        assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(old)
+
+
 def test_refusals(tmp_path: Path) -> None:
     pal = tmp_path / "p.png"
     Image.fromarray(natural_like(8, 8, 3)).convert("P").save(pal)

@@ -180,6 +180,18 @@ def encode_image(pixels: np.ndarray, mode: str, fmt: str) -> bytes:
     return buf.getvalue()
 
 
+def _umask() -> int:
+    """The process umask, read without changing it (Linux), else the common 022."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
+
+
 def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
     """Write ``data`` to ``path`` atomically; never replace an existing file unless ``force``."""
     target = Path(path)
@@ -190,6 +202,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False)
         raise OutputExistsError(f"{path}: already exists (use --force to replace it)")
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     try:
+        # mkstemp creates 0600; give the file the mode a plain open() would (or keep the
+        # mode of the file being replaced)
+        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask()
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
