@@ -7,16 +7,22 @@ Exit codes follow scanner conventions: 0 success / clean, 1 nothing found or int
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__
+from .cli_support import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    fail,
+    get_password,
+    password_option,
+    stdout_is_terminal,
+    warn,
+)
+from .cli_support import handle_errors as _handle_errors
 from .crypto.container import Payload
 from .imaging import DEFAULT_MAX_PIXELS, ImageError, atomic_write, probe_image
 from .stego.errors import (
@@ -28,63 +34,10 @@ from .stego.errors import (
     StegoError,
 )
 
-EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
-
-PASSWORD_ENV = "STEGSHIELD_PASSWORD"
-F = TypeVar("F", bound=Callable[..., Any])
+handle_errors = _handle_errors([((NoHiddenDataError, IntegrityError), EXIT_FOUND),
+                                ((StegoError, ImageError), EXIT_ERROR)])
 
 
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    """Print a one-line error and exit with ``code``."""
-    click.echo(f"stegshield: error: {message}", err=True)
-    sys.exit(code)
-
-
-def warn(message: str) -> None:
-    click.echo(f"stegshield: warning: {message}", err=True)
-
-
-def handle_errors(fn: F) -> F:
-    """Map library exceptions to one-line messages and exit codes."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except (NoHiddenDataError, IntegrityError) as exc:
-            fail(str(exc), EXIT_FOUND)
-        except (StegoError, ImageError) as exc:
-            fail(str(exc))
-        except OSError as exc:
-            fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-        except MemoryError:
-            fail("out of memory (lower --max-pixels or use a smaller image)")
-
-    return wrapper  # type: ignore[return-value]
-
-
-def stdout_is_terminal() -> bool:
-    """Whether stdout is a terminal (binary payloads are never dumped onto one)."""
-    return sys.stdout.isatty()
-
-
-def get_password(option: str | None, confirm: bool, stdin_busy: bool = False) -> bytes:
-    """--password, then $STEGSHIELD_PASSWORD, then an interactive prompt (never echoed)."""
-    password = option if option is not None else os.environ.get(PASSWORD_ENV)
-    if password is None:
-        if stdin_busy or not sys.stdin.isatty():
-            fail(f"no password: give --password, set {PASSWORD_ENV}, or run in a terminal")
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=confirm,
-                                err=True)
-    if not password:
-        fail("the password must not be empty")
-    return password.encode("utf-8")
-
-
-password_option = click.option(
-    "--password", "-p", metavar="P", default=None,
-    help=f"Password (else ${PASSWORD_ENV}, else a prompt). Visible to other users in the "
-    "process list: prefer the environment variable or the prompt.")
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
     help="Refuse images with more pixels than this (decompression-bomb guard).")

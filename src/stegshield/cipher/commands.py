@@ -9,60 +9,32 @@ Heavy modules (numba, the network) are imported only when a command runs.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any
 
 import click
 
+from ..cli_support import (
+    EXIT_ERROR,
+    EXIT_FOUND,
+    fail,
+    get_password,
+    handle_errors,
+    password_option,
+)
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError
 from .errors import CipherAuthError, CipherError
 
-EXIT_OK, EXIT_AUTH, EXIT_ERROR = 0, 1, 2
-PASSWORD_ENV = "STEGSHIELD_PASSWORD"
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    click.echo(f"stegshield: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _handle_errors(fn: F) -> F:
-    """Map cipher and image errors to one-line messages and exit codes."""
-
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except CipherAuthError as exc:
-            _fail(str(exc), EXIT_AUTH)
-        except (CipherError, ImageError) as exc:
-            _fail(str(exc))
-        except OSError as exc:
-            _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-        except MemoryError:
-            _fail("out of memory (lower --max-pixels or use a smaller image)")
-
-    return wrapper  # type: ignore[return-value]
+EXIT_AUTH = EXIT_FOUND
+_fail = fail
+_handle_errors = handle_errors([(CipherAuthError, EXIT_AUTH),
+                                ((CipherError, ImageError), EXIT_ERROR)])
 
 
 def _password(option: str | None, confirm: bool) -> bytes:
-    """--password, then $STEGSHIELD_PASSWORD, then a prompt (never echoed)."""
-    password = option if option is not None else os.environ.get(PASSWORD_ENV)
-    if password is None:
-        if not sys.stdin.isatty():
-            _fail(f"no password: give --password or --key-file, set {PASSWORD_ENV}, or run "
-                  "in a terminal")
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=confirm,
-                                err=True)
-    if not password:
-        _fail("the password must not be empty")
-    return password.encode("utf-8")
+    return get_password(option, confirm, alternatives="--password or --key-file")
 
 
 def _secret(password: str | None, key_file: Path | None,
@@ -94,10 +66,7 @@ def _hex16(value: str | None, name: str) -> bytes | None:
     return raw
 
 
-_password_option = click.option(
-    "--password", "-p", metavar="P", default=None,
-    help=f"Password (else ${PASSWORD_ENV}, else a prompt). Visible to other users in the "
-    "process list: prefer the environment variable or the prompt.")
+_password_option = password_option
 _key_file_option = click.option(
     "--key-file", "-k", metavar="K", type=click.Path(dir_okay=False, path_type=Path),
     help="Use a 32-byte key file instead of a password (head -c 32 /dev/urandom > K).")

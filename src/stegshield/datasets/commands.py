@@ -5,43 +5,20 @@ Exit codes as in :mod:`stegshield.cli`: 0 success, 2 error (bad options, input o
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
 
 import click
 
-EXIT_ERROR = 2
-F = TypeVar("F", bound=Callable[..., Any])
+from ..cli_support import EXIT_ERROR, F, fail, handle_errors, warn
 
-
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    click.echo(f"stegshield: error: {message}", err=True)
-    sys.exit(code)
-
-
-def _warn(message: str) -> None:
-    click.echo(f"stegshield: warning: {message}", err=True)
+_fail, _warn = fail, warn
 
 
 def _errors(fn: F) -> F:
     """One-line messages and exit code 2 for bad input and I/O errors."""
+    from ..imaging import ImageError
 
-    @wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from ..imaging import ImageError
-
-        try:
-            return fn(*args, **kwargs)
-        except (ValueError, KeyError, ImageError, FileNotFoundError) as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            _fail(str(msg))
-        except OSError as exc:
-            _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-
-    return wrapper  # type: ignore[return-value]
+    return handle_errors([((ValueError, KeyError, ImageError, FileNotFoundError), EXIT_ERROR)])(fn)
 
 
 def _int_list(text: str, what: str) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ import stat
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,17 +23,7 @@ if TYPE_CHECKING:  # the scanner (NumPy, SciPy) is imported when a command runs
 # ``watch`` and ``serve`` are importable from here too (see ``__getattr__`` at the end).
 __all__ = ["scan"]
 
-EXIT_OK, EXIT_FOUND, EXIT_ERROR = 0, 1, 2
-
-
-def fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    """One-line error in the CLI's style, then exit."""
-    click.echo(f"stegshield: error: {message}", err=True)
-    sys.exit(code)
-
-
-def warn(message: str) -> None:
-    click.echo(f"stegshield: warning: {message}", err=True)
+from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail, warn  # noqa: F401
 
 
 def _stdout_is_pipe() -> bool:

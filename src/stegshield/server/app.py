@@ -39,6 +39,7 @@ from ..runtime import tune_malloc
 from ..scan.scanner import Scanner, ScanOptions, ScanResult
 from ..scan.suite import DETECTOR_CHOICES, SuiteError
 from ..stego.errors import (
+    COST_NAMES,
     DEFAULT_RATE,
     MAX_RATE,
     IntegrityError,
@@ -54,7 +55,7 @@ DEFAULT_MAX_UPLOAD = 64 * 1024 * 1024
 DEFAULT_SERVER_PIXELS = 50_000_000
 _HIDE_FORMATS = {"png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp"),
                  "bmp": ("BMP", "image/bmp"), "tiff": ("TIFF", "image/tiff")}
-_COSTS = ("hill", "suniward", "wow")
+_COSTS = COST_NAMES
 _PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
              "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
 

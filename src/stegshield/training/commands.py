@@ -5,18 +5,11 @@ Exit codes as in :mod:`stegshield.cli`: 0 success, 2 error (bad options, input o
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-EXIT_ERROR = 2
-
-
-def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
-    click.echo(f"stegshield: error: {message}", err=True)
-    sys.exit(code)
+from ..cli_support import fail as _fail
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
