@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail, warn  # noqa: F401
 from ..imaging import DEFAULT_MAX_PIXELS
 from .choices import DETECTOR_CHOICES, FORMATS
 
@@ -22,8 +23,6 @@ if TYPE_CHECKING:  # the scanner (NumPy, SciPy) is imported when a command runs
 
 # ``watch`` and ``serve`` are importable from here too (see ``__getattr__`` at the end).
 __all__ = ["scan"]
-
-from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail, warn  # noqa: F401
 
 
 def _stdout_is_pipe() -> bool:
