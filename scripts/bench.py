@@ -15,7 +15,6 @@ import argparse
 import datetime as dt
 import math
 import os
-import platform
 import shutil
 import statistics
 import string
@@ -32,6 +31,7 @@ from stegshield.analysis import get_detector
 from stegshield.analysis.metrics import roc_auc
 from stegshield.crypto.container import Payload
 from stegshield.imaging import open_image, save_image
+from stegshield.reporting import machine_description, replace_section
 from stegshield.runtime import tune_malloc
 from stegshield.stego import api
 from stegshield.stego.embed import capacity_bytes, hide_array
@@ -40,19 +40,6 @@ from stegshield.stego.stc import stc_embed
 ROOT = Path(__file__).resolve().parent.parent
 PEERS = ROOT / ".cache" / "peers"
 PW = b"benchmark password"
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), Python " \
-           f"{platform.python_version()}"
 
 
 def photo_of_size(w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -276,7 +263,7 @@ def main() -> int:
         "## Hiding: speed, efficiency, detectability",
         "",
         f"- command: `{cmd}`",
-        f"- machine: {machine()}",
+        f"- machine: {machine_description()}",
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
         "",
         "### A. Hide and reveal time (median of 5; 10 KB payload or the default capacity)",
@@ -303,22 +290,10 @@ def main() -> int:
         *det,
         "",
     ]
-    write_section(args.out, "## Hiding: speed, efficiency, detectability", section)
+    replace_section(args.out, "## Hiding: speed, efficiency, detectability", "\n".join(section))
     print(f"wrote {args.out}")
     return 0
 
-
-def write_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Replace (or append) one ``## heading`` section of BENCHMARKS.md, keeping the others."""
-    text = path.read_text() if path.exists() else "# stegshield benchmarks\n\n"
-    body = "\n".join(lines).rstrip() + "\n\n"
-    if heading in text:
-        start = text.index(heading)
-        nxt = text.find("\n## ", start + len(heading))
-        text = text[:start] + body + (text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip() + "\n\n" + body
-    path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -23,8 +23,6 @@ import argparse
 import ctypes
 import datetime as dt
 import hashlib
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -42,6 +40,7 @@ from stegshield.cipher.audit import audit_array
 from stegshield.cipher.keys import CipherKeys
 from stegshield.crypto.kdf import DEFAULT_KDF, derive_key
 from stegshield.imaging import encode_image, open_image, save_image
+from stegshield.reporting import machine_description, replace_section
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = sorted((ROOT / "samples").glob("*.png"))
@@ -57,20 +56,6 @@ def tune_malloc() -> None:
         libc.mallopt(-1, 1 << 40)  # M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         pass
-
-
-def machine() -> str:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = f", load average {os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else ""
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}){load}, "
-            f"Python {platform.python_version()}")
 
 
 def photo_of_size(w: int, h: int, seed: int = 0) -> np.ndarray:
@@ -422,19 +407,6 @@ def bench_adversary(quick: bool) -> list[str]:
 
 
 # ---------------------------------------------------------------- output
-def write_section(path: Path, heading: str, lines: list[str]) -> None:
-    """Replace (or append) the ``heading`` section of ``path``, keeping everything else."""
-    text = path.read_text() if path.exists() else "# stegshield benchmarks\n\n"
-    body = "\n".join(lines).rstrip() + "\n\n"
-    start = text.find(heading + "\n")
-    if start != -1 and (start == 0 or text[start - 1] == "\n"):
-        nxt = text.find("\n## ", start + len(heading))
-        text = text[:start] + body + (text[nxt + 1:] if nxt != -1 else "")
-    else:
-        text = text.rstrip() + "\n\n" + body
-    path.write_text(text)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -448,7 +420,7 @@ def main() -> int:
     section = [
         HEADING, "",
         f"- command: `{'.venv/bin/python scripts/bench_cipher.py ' + ' '.join(sys.argv[1:])}`",
-        f"- machine: {machine()}",
+        f"- machine: {machine_description()}",
         f"- date: {started:%Y-%m-%d %H:%M} UTC",
         "- design and what the security rests on: `docs/CIPHER.md`",
         "",
@@ -467,9 +439,10 @@ def main() -> int:
             section += [title, "", *fn(args.quick), ""]
     print("\n".join(section))
     if args.out is not None:
-        write_section(args.out, HEADING, section)
+        replace_section(args.out, HEADING, "\n".join(section))
         print(f"wrote {args.out}", file=sys.stderr)
     return 0
+
 
 
 if __name__ == "__main__":

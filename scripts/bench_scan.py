@@ -40,6 +40,7 @@ import numpy as np
 from PIL import Image
 
 from stegshield.analysis.synthetic import lsb_replace, synthetic_cover
+from stegshield.reporting import replace_section
 from stegshield.scan.scanner import ScanOptions, scan_paths
 
 SECTION = "## Scanning"
@@ -258,17 +259,6 @@ def render(meta: dict[str, object], local: dict[int, dict[str, float]],
     return "\n".join(lines)
 
 
-def replace_section(path: Path, section: str) -> None:
-    """Put ``section`` in place of an existing ``## Scanning`` section, or append it."""
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\s*$.*?(?=^## |\Z)", re.M | re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section.rstrip() + "\n\n", text, count=1)
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text.rstrip() + "\n")
-
-
 def main() -> None:
     """Parse arguments, run the benchmarks, write the section."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -322,7 +312,7 @@ def main() -> None:
             "images": len(paths), "mp": mp, "load": load, "clients": args.clients,
             "http_seconds": args.http_seconds,
             "machine": f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"}
-        replace_section(args.out, render(meta, local, dask, http, peaks))
+        replace_section(args.out, SECTION, render(meta, local, dask, http, peaks))
         print(f"wrote the {SECTION!r} section of {args.out}", file=sys.stderr)
     finally:
         if tmp is not None:
