@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "out" / "demo"
@@ -40,15 +41,41 @@ def main() -> int:
         t_rev = time.perf_counter() - t
         ok = hid.returncode == 0 and rev.returncode == 0 and rev.stdout.strip() == message
         failures += not ok
-        a = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(src), dtype=int)
-        b = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(stego), dtype=int)
+        a = np.asarray(Image.open(src), dtype=int)
+        b = np.asarray(Image.open(stego), dtype=int)
         print(f"  revealed: {rev.stdout.strip()!r}  [{'OK' if ok else 'FAILED'}]  "
               f"hide {t_hide:.2f}s, reveal {t_rev:.2f}s, pixels changed {np.count_nonzero(a != b)}"
               f", max change {np.abs(a - b).max()}\n")
     wrong = run(["reveal", str(OUT / f"{samples[0].stem}_stego.png"), "--password", "guess"])
     print(f"{wrong.stderr.strip()}  (exit code {wrong.returncode})\n")
     failures += wrong.returncode != 1
-    print("demo finished: " + ("all round trips exact" if not failures else f"{failures} FAILED"))
+
+    # What a naive tool leaves behind: sequential LSB replacement (like hobby tools) of the
+    # same photo, then a scan of covers, our stego images and the naive one.
+    naive = OUT / "naive_sequential_lsb.png"
+    px = np.array(Image.open(samples[-1]).convert("RGB"))
+    flat = px.reshape(-1)
+    bits = np.random.default_rng(0).integers(0, 2, flat.size // 2, dtype=np.uint8)
+    flat[: bits.size] = (flat[: bits.size] & 0xFE) | bits
+    Image.fromarray(px).save(naive)
+    print("scan: the sample covers, stegshield's stego images, and one naive sequential-LSB "
+          "image")
+    scan = run(["scan", str(ROOT / "samples"), str(OUT), "--detector", "classical",
+                "--report", str(OUT / "report.html")])
+    print(scan.stdout.rstrip())
+    print(f"  (exit code {scan.returncode}: 1 = at least one alert; report: "
+          f"{OUT / 'report.html'})\n")
+    failures += scan.returncode != 1 or "naive_sequential_lsb" not in scan.stdout
+
+    # Image encryption with the keyed invertible CNN
+    cipher, back = OUT / "cipher.png", OUT / "decrypted.png"
+    enc = run(["encrypt", str(samples[0]), "-o", str(cipher), "--force"], env=env)
+    dec = run(["decrypt", str(cipher), "-o", str(back), "--force"], env=env)
+    same = np.array_equal(np.asarray(Image.open(samples[0])), np.asarray(Image.open(back)))
+    print((enc.stderr + dec.stderr).rstrip())
+    print(f"  decrypted image identical to the original: {same}\n")
+    failures += not same
+    print("demo finished: " + ("everything worked" if not failures else f"{failures} FAILED"))
     return 1 if failures else 0
 
 
