@@ -6,13 +6,17 @@ STAMP  := $(VENV)/.installed
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: demo test lint bench train clean browser
+.PHONY: demo test lint bench train clean browser lock
 
-$(STAMP): pyproject.toml
+# requirements.lock pins every dependency's version (regenerate with `make lock`).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev,bench]'
 	touch $(STAMP)
+
+lock: $(STAMP)
+	$(PY) -m pip freeze --exclude-editable | grep -v '^stegshield' > requirements.lock
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
