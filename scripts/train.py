@@ -167,12 +167,29 @@ def write_section(path: Path, text: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(ROOT / ".cache/corpus/gray"))
-    ap.add_argument("--out", default=str(ROOT / "out/train/light-gray"))
+    ap.add_argument("--out", default=str(ROOT / "out/train/light-fast"))
     ap.add_argument("--name", default="light-gray")
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--rates", default="0.4,0.2,0.1")
-    ap.add_argument("--stage-epochs", type=int, default=3)
+    ap.add_argument("--stage-epochs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--arch", default="light")
+    ap.add_argument("--arch-config", default='{"stem_pool": true}',
+                    help="Architecture options (JSON); the default is the fast early-pooled "
+                         "light design.")
+    ap.add_argument("--early-algorithms", default="lsbm,lsbr")
+    ap.add_argument("--alg-stage-epochs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="Torch threads of the training process (the data workers use the "
+                         "other core).")
+    ap.add_argument("--group-balance", type=float, default=0.5)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--patience", type=int, default=6)
+    ap.add_argument("--baseline", default=None,
+                    help="Detector file to evaluate on the same pairs (e.g. the shipped model "
+                         "before retraining); with --ship auto the new model ships only if its "
+                         "mean test AUC over the goal rows (256²) is higher.")
+    ap.add_argument("--ship", choices=["auto", "yes", "no"], default="auto")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-train", action="store_true", help="Use OUT/best.safetensors as is.")
     ap.add_argument("--limit", type=int, default=None, help="Test tiles per size (quick runs).")
@@ -192,43 +209,76 @@ def main() -> None:
     corpus = Path(args.corpus)
     if not (corpus / "manifest.jsonl").exists():
         _sh([sys.executable, "-c", "from stegshield.cli import main; main()", "dataset",
-             "covers", "--out", str(corpus), "--mode", "gray"])
+             "covers", "--out", str(corpus), "--debian", "--gray"])
+    arch_config = json.loads(args.arch_config)
+    early = [a for a in args.early_algorithms.split(",") if a]
     cfg = TrainConfig(covers=str(corpus), out=args.out, epochs=args.epochs,
                       rates=[float(r) for r in args.rates.split(",")],
                       stage_epochs=args.stage_epochs, seed=args.seed, device=args.device,
-                      patience=8, progress=sys.stdout.isatty())
+                      arch=args.arch, arch_config=arch_config, early_algorithms=early,
+                      alg_stage_epochs=args.alg_stage_epochs, group_balance=args.group_balance,
+                      workers=args.workers, threads=args.threads, patience=args.patience,
+                      progress=sys.stdout.isatty())
     command = (f"stegshield train --covers {_rel(corpus)} --out "
-               f"{_rel(Path(args.out))} --epochs {args.epochs} --rates {args.rates} "
-               f"--stage-epochs {args.stage_epochs} --seed {args.seed}")
+               f"{_rel(Path(args.out))} --arch {args.arch} --arch-config "
+               f"'{json.dumps(arch_config)}' --epochs {args.epochs} --rates {args.rates} "
+               f"--stage-epochs {args.stage_epochs} --early-algorithms {args.early_algorithms} "
+               f"--alg-stage-epochs {args.alg_stage_epochs} --group-balance {args.group_balance} "
+               f"--workers {args.workers} --threads {args.threads} --patience {args.patience} "
+               f"--seed {args.seed}")
     if not args.skip_train:
         train(cfg)
     shipped = WEIGHTS_DIR / f"{args.name}.safetensors"
+    candidate = Path(args.out) / "detector-eval.safetensors"
     n_train = len(load_tiles(corpus, "train", 128))
-    meta = calibrate_and_export(Path(args.out) / "best.safetensors", shipped, cfg, tile=256,
+    groups = len(load_tiles(corpus, "train", 128).sources)
+    meta = calibrate_and_export(Path(args.out) / "best.safetensors", candidate, cfg, tile=256,
                                 extra={"name": args.name, "command": command,
-                                       "train_tiles": n_train})
-    det = CNNDetector(shipped)
+                                       "train_tiles": n_train, "train_groups": groups})
+    det = CNNDetector(candidate)
+    base = CNNDetector(args.baseline) if args.baseline else None
     results: dict[str, dict] = {}
     for tile in (128, 256):
         covers, stego = test_pairs(corpus, tile, args.seed + 77, args.limit, cache)
         results[str(tile)] = {"n": len(covers), "cnn": evaluate(det, covers, stego)}
+        if base is not None:
+            results[str(tile)]["baseline"] = evaluate(base, covers, stego)
         cl = det.tile_logits(covers)
         results[str(tile)]["fpr_at_shipped_thresholds"] = {
             k: float((cl >= v).mean()) for k, v in det.raw_thresholds.items()}
         if tile == 256:
             classical = ["rs", "spa", "ws", "chi_square"]
             results["speed"] = speed(det, covers, classical)
+            if base is not None:
+                results["speed_baseline"] = speed(base, covers, [])["cnn"]
             results["256"]["classical"] = classical_auc(covers, stego, ["spa", "ws"])
     meta["test_metrics"] = {t: {k: round(v["auc"], 4) for k, v in results[t]["cnn"].items()}
                             for t in ("128", "256")}
     from stegshield.analysis.cnn.inference import load_model, save_model
 
-    model, _ = load_model(shipped)
-    save_model(shipped, model, meta)
+    model, _ = load_model(candidate)
+    save_model(candidate, model, meta)
+    goal_keys = [f"{a}@{r:g}" for a, r, g in GRID if g]
+    mean_new = float(np.mean([results["256"]["cnn"][k]["auc"] for k in goal_keys]))
+    results["mean_goal_auc_256"] = mean_new
+    ship = args.ship == "yes"
+    if args.ship == "auto":
+        ship = True
+        if base is not None:
+            mean_old = float(np.mean([results["256"]["baseline"][k]["auc"] for k in goal_keys]))
+            results["mean_goal_auc_256_baseline"] = mean_old
+            ship = mean_new > mean_old
+            print(f"mean goal AUC 256²: new {mean_new:.4f}, baseline {mean_old:.4f} -> "
+                  f"{'ship' if ship else 'keep the baseline'}")
     Path(args.out, "results.json").write_text(json.dumps(results, indent=2))
     card = model_card(args.name, meta, results, corpus)
-    shipped.with_suffix(".md").write_text(card)
-    write_section(Path(args.benchmarks), bench_section(args.name, meta, results))
+    Path(args.out, "model-card.md").write_text(card)
+    if ship:
+        import shutil
+
+        shutil.copyfile(candidate, shipped)
+        shipped.with_suffix(".md").write_text(card)
+        write_section(Path(args.benchmarks), bench_section(args.name, meta, results))
     print(card)
 
 
@@ -245,25 +295,54 @@ def _table(results: dict, meta: dict) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+def _baseline_line(results: dict) -> str:
+    base = results["256"].get("baseline")
+    if not base:
+        return ""
+    keys = [f"{a}@{r:g}" for a, r, _ in GRID]
+    return ("\nPrevious shipped model, same 256² test pairs (AUC): " + ", ".join(
+        f"{k} {base[k]['auc']:.3f}" for k in keys) + f"; {results.get('speed_baseline', 0):.0f} "
+        "tiles/s in the same run.\n")
+
+
 def model_card(name: str, meta: dict, results: dict, corpus: Path) -> str:
     tr = meta.get("train", {})
+    conf = meta.get("config", {}) or {}
+    nres = conf.get("full_res_layers", 2)
+    where = ("2×2 average pooling right after the mixing (early-pooled fast design), "
+             f"{nres} residual depthwise-separable layers at half resolution"
+             if conf.get("stem_pool") else
+             f"{nres} residual depthwise-separable layers at full resolution")
+    base = results["256"].get("baseline")
+    btxt = ""
+    if base:
+        keys = [f"{a}@{r:g}" for a, r, _ in GRID]
+        btxt = ("\nPrevious shipped model on the same 256² test pairs (AUC): " + ", ".join(
+            f"{k} {base[k]['auc']:.3f}" for k in keys) + f"; its speed in the same run: "
+            f"{results.get('speed_baseline', float('nan')):.0f} tiles/s.\n")
+    curric = ""
+    if tr.get("early_algorithms"):
+        curric = (f"; algorithm curriculum: only {', '.join(tr['early_algorithms'])} for the "
+                  f"first {tr.get('alg_stage_epochs')} epochs, each later algorithm starts its "
+                  "own payload curriculum when it joins")
     return f"""# Model card: `{name}`
 
-Steganalysis CNN, architecture `{meta.get('arch')}` (SRM front end with truncation T = 3,
-1×1 mixing, two residual depthwise-separable layers at full resolution, three pooled separable
-blocks 32/64/128, global average + max pooling, linear head; see docs/CNN.md).  Gray input;
-colour images are scanned per channel.  Weights: safetensors, fp32, metadata holds the
-calibration.
+Steganalysis CNN, architecture `{meta.get('arch')}` with config `{json.dumps(conf)}` (SRM front
+end with truncation T = 3, 1×1 mixing 30→16, {where}, three pooled separable blocks 32/64/128,
+global average + max pooling, linear head; see docs/CNN.md).  Gray input; colour images are
+scanned per channel.  Weights: safetensors, fp32, metadata holds the calibration.
 
 * **Data**: gray cover tiles of `{_rel(corpus)}` (stegshield dataset covers), train
-  split {meta.get('train_tiles')} tiles of 128² (random D4 transforms, same for cover and stego);
+  split {meta.get('train_tiles')} tiles of 128² from {meta.get('train_groups')} source photographs
+  (sampling weight 1/(tiles of the photo)^{tr.get('group_balance', 0)}; random D4 transforms, same
+  for cover and stego);
   validation split {meta.get('val_pairs')} cover/stego pairs; test split
   {results['128']['n']} tiles of 128² and {results['256']['n']} tiles of 256², from source
   photographs seen neither in training nor in validation.  Never trained on
   mate-backgrounds, ukui-wallpapers, lomiri-wallpapers-*.
 * **Algorithms**: {', '.join(tr.get('algorithms', []))}, stego generated on the fly per epoch;
   payload curriculum {' → '.join(str(r) for r in sorted(tr.get('rates', []), reverse=True))}
-  bpp (a lower rate joins every {tr.get('stage_epochs')} epochs).
+  bpp (a lower rate joins every {tr.get('stage_epochs')} epochs{curric}).
 * **Training**: epochs {tr.get('epochs')}, best epoch {meta.get('epoch')} by validation AUC
   ({meta.get('val_auc', float('nan')):.4f}); batch {tr.get('batch_pairs')} pairs; AdamW lr
   {tr.get('lr')}; seed {tr.get('seed')}.
@@ -275,7 +354,7 @@ calibration.
 
 ## Test-split metrics (tile logits, shipped inference path: bf16 body, TorchScript)
 
-{_table(results, meta)}
+{_table(results, meta)}{btxt}
 Measured false-positive rate of the shipped thresholds on test cover tiles (thresholds set on
 validation 128² tiles): 128²: {results['128']['fpr_at_shipped_thresholds']}, 256²:
 {results['256']['fpr_at_shipped_thresholds']}.
@@ -301,7 +380,7 @@ Written by `make train` (scripts/train.py).  Model `{name}` (arch `{meta.get('ar
 split of the gray corpus (source photographs unseen in training/validation), one stego per
 cover per row, tile logits of the shipped inference path.  Command: `{meta.get('command')}`.
 
-{_table(results, meta)}
+{_table(results, meta)}{_baseline_line(results)}
 False-positive rate of the shipped 1 % / 5 % thresholds on test covers: 128²
 {results['128']['fpr_at_shipped_thresholds']}, 256² {results['256']['fpr_at_shipped_thresholds']}.
 

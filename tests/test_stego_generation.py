@@ -217,7 +217,7 @@ def test_cli_covers_passes_options(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     runner = CliRunner()
     r = runner.invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(tmp_path),
                                 "--no-debian", "--tile", "128", "--scales", "2,4",
-                                "--mode", "rgb", "--max-tiles-per-image", "3"])
+                                "--rgb", "--max-tiles-per-image", "3"])
     assert r.exit_code == 0, r.output
     assert seen["debian"] is False and seen["tile"] == (128,) and seen["scales"] == (2, 4)
     assert seen["mode"] == "rgb" and seen["max_tiles_per_image"] == 3
@@ -225,3 +225,7 @@ def test_cli_covers_passes_options(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "2 photographs kept" in r.output
     r = runner.invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--no-debian"])
     assert r.exit_code == 2 and "nothing to build from" in r.output
+    r = runner.invoke(dataset, ["covers", "--out", str(tmp_path / "c")])  # Debian is opt-in
+    assert r.exit_code == 2 and "--debian" in r.output
+    r = runner.invoke(dataset, ["covers", "--out", str(tmp_path / "d"), "--debian"])
+    assert r.exit_code == 0 and seen["debian"] is True and seen["mode"] == "gray"

