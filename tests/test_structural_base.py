@@ -155,3 +155,11 @@ def test_calibration_fit_recovers_logistic() -> None:
     assert sep(1.0) > 0.95 and sep(0.0) < 0.05  # separable data: finite, steep, right order
     with pytest.raises(ValueError):
         Calibration.fit([0.1, 0.2], [1, 1])
+
+
+def test_shipped_calibration_is_monotone_and_centred_on_small_payloads() -> None:
+    """The fitted maps: clean-looking estimates score low, 0.1 bpp scores high."""
+    for name in ("ws", "spa"):
+        cal = get_detector(name).calibration  # type: ignore[attr-defined]
+        assert cal(0.0) < 0.1 and cal(0.1) > 0.99
+        assert 0.01 < -cal.b / cal.a < 0.06  # 50 % point between 0.01 and 0.06 bpp
