@@ -144,8 +144,9 @@ def test_detector_choices() -> None:
     assert "chi_square" not in everything.groups  # reported, never fused
     with pytest.raises(SuiteError):
         build_suite("nonsense")
+    # auto stays classical until a shipped CNN is listed in AUTO_LEARNED (fast and accurate)
+    assert build_suite("auto").mode == "classical"
     if not learned_available("cnn"):
-        assert build_suite("auto").mode == "classical"
         with pytest.raises(SuiteError, match="cnn"):
             build_suite("cnn")
 
@@ -165,6 +166,7 @@ class _FakeCNN:
 
 def test_auto_fuses_a_learned_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(analysis._REGISTRY, "cnn", _FakeCNN)
+    monkeypatch.setattr(suite_mod, "AUTO_LEARNED", {"cnn"})
     suite = build_suite("auto")
     assert suite.mode == "cnn+classical" and suite.groups == ["cnn", "classical"]
     sc = Scanner(ScanOptions(detector="auto", fpr=0.01))  # 0.005 per group
