@@ -135,20 +135,24 @@ def _add_cipher_routes(app: FastAPI, cfg: ServerConfig, work: Callable[..., Awai
                             ["image", "password"])
     png_doc = {200: {"content": {"image/png": {}}, "description": "PNG image"}}
 
+    async def cipher_png(fn: Callable[..., bytes], data: bytes, pw: bytes, name: str,
+                         suffix: str) -> Response:
+        try:
+            out = await work(fn, data, pw)
+        except (ImageError, cipher.CipherError) as exc:
+            raise _errors(exc, name) from exc
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:64] or "image"
+        return Response(out, media_type="image/png", headers={
+            "Content-Disposition": f'attachment; filename="{stem}_{suffix}.png"',
+            "Cache-Control": "no-store"})
+
     @app.post("/v1/encrypt", tags=["cipher"], response_class=Response, responses=png_doc,
               openapi_extra=form_doc)
     async def encrypt(request: Request) -> Response:
         """Encrypt an image into a cipher-image PNG (same size; header in a PNG chunk)."""
         form = await read_form(request)
         name, data = image_part(form)
-        try:
-            out = await work(encrypt_bytes, data, password(form))
-        except (ImageError, cipher.CipherError) as exc:
-            raise _errors(exc, name) from exc
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:64] or "image"
-        return Response(out, media_type="image/png", headers={
-            "Content-Disposition": f'attachment; filename="{stem}_cipher.png"',
-            "Cache-Control": "no-store"})
+        return await cipher_png(encrypt_bytes, data, password(form), name, "cipher")
 
     @app.post("/v1/decrypt", tags=["cipher"], response_class=Response, responses=png_doc,
               openapi_extra=form_doc)
@@ -156,14 +160,7 @@ def _add_cipher_routes(app: FastAPI, cfg: ServerConfig, work: Callable[..., Awai
         """Decrypt a cipher-image (403 wrong password, 409 altered) into a PNG."""
         form = await read_form(request)
         name, data = image_part(form)
-        try:
-            out = await work(decrypt_bytes, data, password(form))
-        except (ImageError, cipher.CipherError) as exc:
-            raise _errors(exc, name) from exc
-        stem = re.sub(r"[^A-Za-z0-9._-]", "_", Path(name).stem)[:64] or "image"
-        return Response(out, media_type="image/png", headers={
-            "Content-Disposition": f'attachment; filename="{stem}_plain.png"',
-            "Cache-Control": "no-store"})
+        return await cipher_png(decrypt_bytes, data, password(form), name, "plain")
 
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
