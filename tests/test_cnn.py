@@ -32,6 +32,18 @@ def test_front_end_ignores_brightness() -> None:
     assert torch.allclose(r, torch.zeros_like(r), atol=1e-5)
 
 
+def test_stem_pool_variant_shapes_and_old_layout() -> None:
+    fast = LightNet(stem_pool=True).eval()
+    x = torch.rand(2, 1, 64, 48) * 255
+    assert fast(x).shape == (2,)
+    # the pooled stem adds no parameters; weights saved without ``stem_pool`` in their config
+    # (the old layout) build the unpooled body and load unchanged
+    old = LightNet().eval()
+    assert sum(p.numel() for p in fast.parameters()) == sum(p.numel() for p in old.parameters())
+    assert not any(isinstance(m, torch.nn.AvgPool2d) for m in list(old.body)[:4])
+    assert isinstance(list(fast.body)[3], torch.nn.AvgPool2d)
+
+
 @pytest.mark.parametrize("h,w,t", [(256, 256, 256), (300, 1000, 256), (100, 37, 64),
                                    (513, 129, 128), (10, 10, 256)])
 def test_tiling_covers_every_pixel_once(h: int, w: int, t: int) -> None:

@@ -131,3 +131,25 @@ def test_cli_commands(tmp_path: Path) -> None:
                                    "--workers", "0", "--no-progress", "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "o" / "detector.safetensors").exists()
+
+
+def test_algorithm_curriculum_and_group_weights() -> None:
+    from stegshield.training.data import EpochSampler, group_weights
+
+    rng = np.random.default_rng(4)
+    ts = TileSet([_smooth(rng, 40) for _ in range(6)], [{"path": str(i)} for i in range(6)])
+    ds = PairDataset(ts, ["lsbm", "lsbr", "hill"], [0.4, 0.2], seed=1, crop=32, stage_epochs=1,
+                     early_algorithms=["lsbm", "lsbr"], alg_stage_epochs=2)
+    assert ds.active_algorithms(0) == ["lsbm", "lsbr"]
+    assert ds.active_algorithms(2) == ["lsbm", "lsbr", "hill"]
+    assert {ds[(0, i)][2] for i in range(6)} <= {0, 1}
+    # hill joins at epoch 2 with its own curriculum: only 0.4 there, both rates from epoch 3
+    assert not ds.final_stage(2) and ds.final_stage(3)
+    assert {ds[(2, i)][3] for i in range(6) if ds[(2, i)][2] == 2} <= {0.4}
+    w = group_weights([{"group": "a"}] * 4 + [{"group": "b"}], 1.0)
+    assert w is not None and np.allclose(w, [0.25] * 4 + [1.0])
+    assert group_weights([{"group": "a"}], 0.0) is None
+    s = EpochSampler(5, seed=3, weights=w)
+    s.epoch = 1
+    order = [k[1] for k in s]
+    assert len(order) == 5 and order == [k[1] for k in s]  # deterministic per epoch

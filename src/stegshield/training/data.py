@@ -34,6 +34,7 @@ __all__ = [
     "TileSet",
     "augment_pair",
     "embed",
+    "group_weights",
     "load_tiles",
     "ternary_simulate",
 ]
@@ -229,6 +230,7 @@ def curriculum_rates(rates: Sequence[float], epoch: int, stage_epochs: int) -> l
     ordered = sorted(rates, reverse=True)
     if stage_epochs <= 0:
         return ordered
+    epoch = max(0, epoch)
     return ordered[: min(len(ordered), 1 + epoch // stage_epochs)]
 
 
@@ -241,10 +243,16 @@ class PairDataset:
 
     def __init__(self, tiles: TileSet, algorithms: Sequence[str], rates: Sequence[float],
                  seed: int = 0, crop: int | None = 128, stage_epochs: int = 0,
-                 augment: bool = True) -> None:
+                 augment: bool = True, early_algorithms: Sequence[str] = (),
+                 alg_stage_epochs: int = 0) -> None:
         for a in algorithms:
             if a not in ALGORITHMS:
                 raise ValueError(f"unknown algorithm {a!r}")
+        for a in early_algorithms:
+            if a not in algorithms:
+                raise ValueError(f"early algorithm {a!r} is not among the algorithms")
+        self.early_algorithms = list(early_algorithms)
+        self.alg_stage_epochs = alg_stage_epochs if early_algorithms else 0
         self.tiles = tiles
         self.algorithms = list(algorithms)
         self.rates = list(rates)
@@ -260,6 +268,23 @@ class PairDataset:
     def rng(self, epoch: int, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, epoch, index])
 
+    def joined(self, alg: str) -> int:
+        """Epoch at which ``alg`` joins the mix (algorithm curriculum)."""
+        if not self.alg_stage_epochs or alg in self.early_algorithms:
+            return 0
+        return self.alg_stage_epochs
+
+    def active_algorithms(self, epoch: int) -> list[str]:
+        """Algorithms in use at ``epoch``: only ``early_algorithms`` (e.g. LSB matching and
+        replacement, the strongest ±1 signal) for the first ``alg_stage_epochs`` epochs, then
+        all; each algorithm's payload curriculum starts when it joins."""
+        return [a for a in self.algorithms if self.joined(a) <= epoch]
+
+    def final_stage(self, epoch: int) -> bool:
+        """Whether every algorithm and every rate is in the mix at ``epoch``."""
+        return all(len(curriculum_rates(self.rates, epoch - self.joined(a), self.stage_epochs))
+                   == len(self.rates) for a in self.algorithms)
+
     def costs(self, index: int, alg: str) -> tuple[np.ndarray, np.ndarray]:
         key = (index, alg)
         if key not in self._costs:
@@ -270,9 +295,10 @@ class PairDataset:
         epoch, index = key
         rng = self.rng(epoch, index)
         x = self.tiles.images[index]
-        ai = int(rng.integers(0, len(self.algorithms)))
-        alg = self.algorithms[ai]
-        rates = curriculum_rates(self.rates, epoch, self.stage_epochs)
+        active = self.active_algorithms(epoch)
+        alg = active[int(rng.integers(0, len(active)))]
+        ai = self.algorithms.index(alg)
+        rates = curriculum_rates(self.rates, epoch - self.joined(alg), self.stage_epochs)
         rate = float(rates[int(rng.integers(0, len(rates)))])
         costs = self.costs(index, alg) if alg in _COST_ALGS else None
         y = embed(x, alg, rate, rng, costs)
@@ -285,6 +311,20 @@ class PairDataset:
         return x, y, ai, rate
 
 
+def group_weights(rows: Sequence[dict], power: float) -> np.ndarray | None:
+    """Per-tile sampling weights ``1 / (tiles of its source group)^power`` (``power`` 0: None =
+    uniform; 1: every source photograph equally likely; 0.5: in between).  The corpus is
+    unbalanced by source (a few packages hold most of the tiles), so this keeps a handful of
+    large photographs from dominating what the model learns."""
+    if power <= 0:
+        return None
+    keys = [str(r.get("group", r.get("source", i))) for i, r in enumerate(rows)]
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[k] = counts.get(k, 0) + 1
+    return np.array([counts[k] ** -power for k in keys], np.float64)
+
+
 class EpochSampler:
     """Yields ``(epoch, index)`` keys in a permutation seeded by ``(seed, epoch)``.
 
@@ -292,15 +332,21 @@ class EpochSampler:
     iterating; the order does not depend on the number of data-loading workers.
     """
 
-    def __init__(self, n: int, seed: int, shuffle: bool = True) -> None:
+    def __init__(self, n: int, seed: int, shuffle: bool = True,
+                 weights: np.ndarray | None = None) -> None:
         self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.weights = None if weights is None else np.asarray(weights, np.float64)
         self.epoch = 0
         self.skip = 0
 
     def order(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
             return np.arange(self.n)
-        return np.random.default_rng([self.seed, epoch, 7]).permutation(self.n)
+        rng = np.random.default_rng([self.seed, epoch, 7])
+        if self.weights is not None:  # n draws with replacement, probability ∝ weight
+            return rng.choice(self.n, size=self.n, replace=True,
+                              p=self.weights / self.weights.sum())
+        return rng.permutation(self.n)
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         for i in self.order(self.epoch)[self.skip:]:

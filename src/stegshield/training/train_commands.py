@@ -31,6 +31,16 @@ def _floats(text: str) -> list[float]:
               help="Payloads (bpp); the curriculum goes from high to low.")
 @click.option("--stage-epochs", default=3, show_default=True, type=int,
               help="Epochs before the next lower rate joins the mix (0 = all at once).")
+@click.option("--early-algorithms", default="", show_default=True,
+              help="Algorithm curriculum: only these (e.g. lsbm,lsbr) for the first "
+                   "--alg-stage-epochs epochs; each later algorithm starts its own payload "
+                   "curriculum when it joins.")
+@click.option("--alg-stage-epochs", default=0, show_default=True, type=int)
+@click.option("--group-balance", default=0.0, show_default=True, type=float,
+              help="Sample tiles with weight 1/(tiles of their source photo)^POWER "
+                   "(0 = uniform, 1 = every photo equally).")
+@click.option("--arch-config", default="{}", show_default=True,
+              help='Architecture options as JSON, e.g. \'{"stem_pool": true}\'.')
 @click.option("--batch-pairs", default=16, show_default=True, type=int)
 @click.option("--lr", default=2e-3, show_default=True, type=float)
 @click.option("--tile", default=128, show_default=True, type=int,
@@ -43,7 +53,9 @@ def _floats(text: str) -> list[float]:
 @click.option("--limit", default=None, type=int, help="Use at most this many tiles per split.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: str, out: str,
-          algorithms: str, rates: str, stage_epochs: int, batch_pairs: int, lr: float,
+          algorithms: str, rates: str, stage_epochs: int, early_algorithms: str,
+          alg_stage_epochs: int, group_balance: float, arch_config: str,
+          batch_pairs: int, lr: float,
           tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
           limit: int | None, progress: bool) -> None:
     """Train a steganalysis CNN (resumes from OUT/checkpoint.pt), then calibrate it on the
@@ -52,7 +64,11 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
     from ..training.train import train as run
 
     cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
+                      arch_config=json.loads(arch_config),
                       algorithms=[a.strip() for a in algorithms.split(",") if a.strip()],
+                      early_algorithms=[a.strip() for a in early_algorithms.split(",")
+                                        if a.strip()],
+                      alg_stage_epochs=alg_stage_epochs, group_balance=group_balance,
                       rates=_floats(rates), stage_epochs=stage_epochs, epochs=epochs,
                       batch_pairs=batch_pairs, lr=lr, crop=crop, train_tiles=[tile], val_tile=tile,
                       patience=patience, seed=seed,

@@ -174,11 +174,19 @@ class LightNet(_Net):
     """CPU-sized steganalyser (default ``arch="light"``); ~35 k parameters at width 16."""
 
     def __init__(self, width: int = 16, threshold: float = 3.0, learnable_front: bool = False,
-                 full_res_layers: int = 2, widths: tuple[int, ...] = (32, 64, 128)) -> None:
+                 full_res_layers: int = 2, widths: tuple[int, ...] = (32, 64, 128),
+                 stem_pool: bool = False) -> None:
+        """``stem_pool=True`` (the fast variant, ``light-fast``): 2×2 average pooling right after
+        the 1×1 mixing + BN + ReLU, so every later layer runs at half resolution (≈ 4× fewer
+        body FLOPs and memory passes).  The ReLU before the pooling turns the residuals into
+        non-negative energy-like maps, so the averaging keeps (part of) the ±1 stego energy
+        instead of cancelling the zero-mean residual."""
         super().__init__()
         self.front = SRMFrontEnd(threshold, learnable_front)
         layers: list[nn.Module] = [
             nn.Conv2d(30, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
+        if stem_pool:
+            layers.append(nn.AvgPool2d(2))
         layers += [_ResDS(width) for _ in range(full_res_layers)]
         cin = width
         for w in widths:
