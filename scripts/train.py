@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from stegshield.analysis.metrics import p_e, roc_auc, tpr_at_fpr  # noqa: E402
+from stegshield.reporting import replace_section  # noqa: E402
 from stegshield.training.data import PairDataset, embed, load_tiles  # noqa: E402
 
 GRID: list[tuple[str, float, str]] = [  # (algorithm, rate, goal)
@@ -153,21 +154,6 @@ def _goal_met(goal: str, auc: float) -> str:
     return ""
 
 
-def write_section(path: Path, text: str) -> None:
-    """Replace (or append) the ``## CNN detectors`` section of ``path``."""
-    old = path.read_text() if path.exists() else "# Benchmarks\n"
-    lines = old.splitlines(keepends=True)
-    start = next((i for i, ln in enumerate(lines) if ln.strip() == SECTION), None)
-    if start is None:
-        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
-    else:
-        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")),
-                   len(lines))
-        new = "".join(lines[:start]) + text.rstrip("\n") + "\n" + (
-            "\n" + "".join(lines[end:]) if end < len(lines) else "")
-    path.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default=str(ROOT / ".cache/corpus/gray"))
@@ -285,7 +271,7 @@ def main() -> None:
 
         shutil.copyfile(candidate, shipped)
         shipped.with_suffix(".md").write_text(card)
-        write_section(Path(args.benchmarks), bench_section(args.name, meta, results))
+        replace_section(Path(args.benchmarks), SECTION, bench_section(args.name, meta, results))
     print(card)
 
 

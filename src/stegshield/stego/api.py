@@ -77,7 +77,7 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
     if Path(output).exists() and not force:
         raise ImageError(f"{output}: already exists (use --force to replace it)")
     info = probe_image(cover, max_pixels)
-    output_format(output, info.mode)
+    fmt = output_format(output, info.mode)  # refuse a lossy output before any work
     shape = (info.height, info.width)
     with ThreadPoolExecutor(max_workers=3) as pool:
         warm = pool.submit(warm_up, cost)
@@ -89,8 +89,7 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
         stego, report = embed_sealed(img.pixels, img.mode, len(payload.data), secrets, maps,
                                      rate=rate, cost=cost)
     del maps
-    atomic_write(output, encode_image(stego, img.mode, output_format(output, img.mode)),
-                 force=force)
+    atomic_write(output, encode_image(stego, img.mode, fmt), force=force)
     return report
 
 

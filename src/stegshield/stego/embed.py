@@ -158,13 +158,13 @@ def _embed_segment(flat: np.ndarray, costs: np.ndarray, pos: np.ndarray, bits: n
 
 
 def warm_up(cost: str = "hill") -> None:
-    """Load the numba kernels (cost map, STC) from their on-disk cache.
+    """Load a numba cost kernel (S-UNIWARD, WOW) from its on-disk cache.
 
     Loading costs ~0.5 s of one core per process; callers run this in a thread while the image
-    decodes, so the two overlap.
+    decodes, so the two overlap. HILL and the STC pass are C and need no warming.
     """
-    _costs()[cost](np.zeros((4, 4), dtype=np.uint8))
-    stc_embed(np.zeros(8, dtype=np.uint8), np.ones(8), np.zeros(2, dtype=np.uint8), h=STC_HEIGHT)
+    if cost != "hill":
+        _costs()[cost](np.zeros((4, 4), dtype=np.uint8))
 
 
 @dataclass(frozen=True)
