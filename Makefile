@@ -12,7 +12,7 @@ export MALLOC_TRIM_THRESHOLD_ := 100000000000
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev,bench]'
+	$(PY) -m pip install --quiet -c requirements.lock -e '.[dev,bench,train]'
 	touch $(STAMP)
 
 lock: $(STAMP)

@@ -167,3 +167,23 @@ def test_ws_bias_correction_on_flat_content(rate: float) -> None:
     raw = ws_estimate(stego, bias_correction=False)
     assert raw == pytest.approx(2 * rate - rate**2, abs=0.04)
     assert ws_estimate(stego) == pytest.approx(rate, abs=0.025)
+
+
+@pytest.mark.parametrize("predictor", ["kb", "fg"])
+@pytest.mark.parametrize("shape", [(3, 3), (37, 101), (130, 64)])
+def test_ws_native_pass_matches_numpy_reference(predictor: str, shape: tuple[int, int]) -> None:
+    """The one-pass C kernel (used for uint8) gives the numpy implementation's sums."""
+    from stegshield.analysis.structural import ws
+
+    rng = np.random.default_rng(sum(shape))
+    _, xx = np.mgrid[: shape[0], : shape[1]]
+    x = np.clip(128 + 90 * np.sin(xx / 7) + rng.normal(0, 6, shape), 0, 255).astype(np.uint8)
+    x[0, 0], x[-1, -1] = 0, 255  # predictor clipping at both ends
+    for tile in (None, 32):
+        fast = ws.ws_statistics(x, predictor=predictor, tile=tile)
+        ref = ws.ws_statistics(x.astype(np.uint16), predictor=predictor, tile=tile)  # numpy
+        assert fast[0] == pytest.approx(ref[0], rel=1e-9, abs=1e-12)
+        assert fast[1] == pytest.approx(ref[1], rel=1e-9, abs=1e-12)
+        if tile:
+            np.testing.assert_allclose(fast[2], ref[2], rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(fast[3], ref[3], rtol=1e-9, atol=1e-12)

@@ -9,6 +9,8 @@
  *  hill     the HILL cost map (Li, Wang, Huang, Li, ICIP 2014), mirrored borders, float32.
  *
  *  feistel  the keyed permutation that picks embedding positions (stego/positions.py).
+ *  ws_tiles one pass of WS steganalysis sums per tile (analysis/structural/ws.py), the hot
+ *           loop of `scan --detector classical`.
  *
  * All release the GIL. Buffers come through the buffer protocol; shapes are checked here.
  */
@@ -281,6 +283,91 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- WS steganalysis sums */
+
+/* One pass of weighted-stego steganalysis (Fridrich & Goljan 2004; Ker & Boehme, "Revisiting
+ * weighted stego-image steganalysis", SPIE 2008): for every interior pixel, the local predictor
+ * ("kb": Ker-Boehme 3x3, else "fg": 4-neighbour mean), the moderated weight
+ * w = 1 / (moderation + local variance), and the per-tile sums of w, w d (x - pred) and
+ * w d F(d) (the bias term), d = +1 on odd pixels, -1 on even ones.  out: 3 x ty x tx doubles,
+ * tiles of `tile` pixels (tile = 0: one tile).  Mirrors analysis/structural/ws.py. */
+static PyObject *ws_tiles(PyObject *self, PyObject *args) {
+    Py_buffer x_b, out_b;
+    Py_ssize_t H, W, tile;
+    int kb;
+    double moderation;
+    if (!PyArg_ParseTuple(args, "y*nnnpdw*", &x_b, &H, &W, &tile, &kb, &moderation, &out_b))
+        return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t T = tile > 0 ? tile : (H > W ? H : W);
+    Py_ssize_t ty = (H + T - 1) / T, tx = (W + T - 1) / T;
+    if (H < 3 || W < 3 || x_b.len != H * W ||
+        out_b.len != (Py_ssize_t)(3 * ty * tx * sizeof(double))) {
+        PyErr_SetString(PyExc_ValueError, "ws_tiles: inconsistent buffer sizes");
+        goto done;
+    }
+    {
+        const uint8_t *x = (const uint8_t *)x_b.buf;
+        double *out = (double *)out_b.buf;
+        Py_BEGIN_ALLOW_THREADS
+        memset(out, 0, (size_t)(3 * ty * tx) * sizeof(double));
+        double *sw = out, *sn = out + ty * tx, *sb = out + 2 * ty * tx;
+        for (Py_ssize_t i = 1; i < H - 1; i++) {
+            const uint8_t *a = x + (i - 1) * W, *b = x + i * W, *c = x + (i + 1) * W;
+            Py_ssize_t trow = (i / T) * tx;
+            double accw = 0, accn = 0, accb = 0;
+            Py_ssize_t cur = 1 / T;
+            for (Py_ssize_t j = 1; j < W - 1; j++) {
+                Py_ssize_t tcol = j / T;
+                if (tcol != cur) {
+                    sw[trow + cur] += accw; sn[trow + cur] += accn; sb[trow + cur] += accb;
+                    accw = accn = accb = 0;
+                    cur = tcol;
+                }
+                float u = a[j], dn = c[j], l = b[j - 1], r = b[j + 1];
+                float ul = a[j - 1], ur = a[j + 1], dl = c[j - 1], dr = c[j + 1];
+                float cross = u + dn + l + r, diag = ul + ur + dl + dr;
+                float cross2 = u * u + dn * dn + l * l + r * r;
+                float pred, var, fd;
+                /* parity maps: +1 odd, -1 even */
+                float du = (a[j] & 1) ? 1.f : -1.f, ddn = (c[j] & 1) ? 1.f : -1.f;
+                float dl_ = (b[j - 1] & 1) ? 1.f : -1.f, dr_ = (b[j + 1] & 1) ? 1.f : -1.f;
+                float dcross = du + ddn + dl_ + dr_;
+                if (kb) {
+                    float diag2 = ul * ul + ur * ur + dl * dl + dr * dr;
+                    float mean = (cross + diag) * 0.125f;
+                    var = (cross2 + diag2) * 0.125f - mean * mean;
+                    pred = cross * 0.5f - diag * 0.25f;
+                    float ddiag = ((a[j - 1] & 1) ? 1.f : -1.f) + ((a[j + 1] & 1) ? 1.f : -1.f) +
+                                  ((c[j - 1] & 1) ? 1.f : -1.f) + ((c[j + 1] & 1) ? 1.f : -1.f);
+                    fd = dcross * 0.5f - ddiag * 0.25f;
+                } else {
+                    pred = cross * 0.25f;
+                    var = cross2 * 0.25f - pred * pred;
+                    fd = dcross * 0.25f;
+                }
+                if (pred < 0.f) pred = 0.f;
+                if (pred > 255.f) pred = 255.f;
+                if (var < 0.f) var = 0.f;
+                float w = 1.0f / (var + (float)moderation);
+                float d = (b[j] & 1) ? 1.f : -1.f;
+                float wd = w * d;
+                accw += w;
+                accn += ((float)b[j] - pred) * wd;
+                accb += fd * wd;
+            }
+            sw[trow + cur] += accw; sn[trow + cur] += accn; sb[trow + cur] += accb;
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_None;
+        Py_INCREF(result);
+    }
+done:
+    PyBuffer_Release(&x_b);
+    PyBuffer_Release(&out_b);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"feistel", feistel, METH_VARARGS,
      "feistel(round_keys, half_bits, n, start, out): out[i] = pi(start + i), a keyed permutation"},
@@ -288,10 +375,13 @@ static PyMethodDef methods[] = {
      "viterbi(rho, target, h, table, cols, e) -> cost: STC Viterbi pass, writes flips into e"},
     {"hill", hill, METH_VARARGS,
      "hill(x, H, W, out, floor, tiny, big): HILL costs of uint8 x into float32 out"},
+    {"ws_tiles", ws_tiles, METH_VARARGS,
+     "ws_tiles(x, H, W, tile, kb, moderation, out): WS per-tile sums of w, w d (x - pred), "
+     "w d F(d) into float64 out (3, ty, tx)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
-                                    "C kernels for hide (STC Viterbi, HILL, positions).", -1, methods};
+                                    "C kernels: STC Viterbi, HILL, positions, WS sums.", -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }

@@ -12,6 +12,7 @@ from typing import Any
 
 from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
 from .cnn import cnn_detector
+from .pretrained import pretrained_detector
 from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
 
 __all__ = [
@@ -31,6 +32,7 @@ _REGISTRY: dict[str, Callable[..., Detector]] = {
     "spa": SPADetector,
     "ws": WSDetector,
     "cnn": cnn_detector,  # imports torch only when instantiated
+    "pretrained": pretrained_detector,  # ImageNet EfficientNet-Lite0, same tiled inference
 }
 
 

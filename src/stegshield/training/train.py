@@ -51,6 +51,7 @@ class TrainConfig:
     stego: list[str] = field(default_factory=list)
     arch: str = "light"
     arch_config: dict[str, Any] = field(default_factory=dict)
+    init: str = "random"  # "imagenet": the arch's load_imagenet() (pretrained EfficientNet)
     algorithms: list[str] = field(default_factory=lambda: list(DEFAULT_ALGS))
     rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
     stage_epochs: int = 4
@@ -200,7 +201,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     val_y = np.r_[np.zeros(len(val_pairs)), np.ones(len(val_pairs))]
     val_alg = np.array([p[2] for p in val_pairs] * 2)
 
-    model = build_model(cfg.arch, **cfg.arch_config).to(device)
+    model = build_model(cfg.arch, **cfg.arch_config)
+    if cfg.init == "imagenet":
+        if not hasattr(model, "load_imagenet"):
+            raise ValueError(f"arch {cfg.arch!r} has no ImageNet weights")
+        model.load_imagenet()
+    elif cfg.init != "random":
+        raise ValueError(f"unknown init {cfg.init!r}; choose random or imagenet")
+    model = model.to(device)
     model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -41,6 +41,13 @@ def _floats(text: str) -> list[float]:
                    "(0 = uniform, 1 = every photo equally).")
 @click.option("--arch-config", default="{}", show_default=True,
               help='Architecture options as JSON, e.g. \'{"stem_pool": true}\'.')
+@click.option("--init", default="random", show_default=True,
+              type=click.Choice(["random", "imagenet"]),
+              help="imagenet: start from ImageNet weights (arch effnet-lite0).")
+@click.option("--linear-probe", is_flag=True,
+              help="Frozen ImageNet features + logistic regression instead of SGD training "
+                   "(arch effnet-lite0; --tile and --rates apply; stem stride from "
+                   "--arch-config, default 2).")
 @click.option("--batch-pairs", default=16, show_default=True, type=int)
 @click.option("--lr", default=2e-3, show_default=True, type=float)
 @click.option("--tile", default=128, show_default=True, type=int,
@@ -54,8 +61,8 @@ def _floats(text: str) -> list[float]:
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: str, out: str,
           algorithms: str, rates: str, stage_epochs: int, early_algorithms: str,
-          alg_stage_epochs: int, group_balance: float, arch_config: str,
-          batch_pairs: int, lr: float,
+          alg_stage_epochs: int, group_balance: float, arch_config: str, init: str,
+          linear_probe: bool, batch_pairs: int, lr: float,
           tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
           limit: int | None, progress: bool) -> None:
     """Train a steganalysis CNN (resumes from OUT/checkpoint.pt), then calibrate it on the
@@ -64,7 +71,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
     from ..training.train import train as run
 
     cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
-                      arch_config=json.loads(arch_config),
+                      arch_config=json.loads(arch_config), init=init,
                       algorithms=[a.strip() for a in algorithms.split(",") if a.strip()],
                       early_algorithms=[a.strip() for a in early_algorithms.split(",")
                                         if a.strip()],
@@ -74,7 +81,20 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                       patience=patience, seed=seed,
                       workers=workers, threads=threads, device=device, limit=limit,
                       progress=progress)
-    res = run(cfg)
+    if linear_probe:
+        from ..training.linear_probe import ProbeConfig
+        from ..training.linear_probe import linear_probe as probe
+
+        if arch != "effnet-lite0":
+            raise click.UsageError("--linear-probe needs --arch effnet-lite0")
+        info = probe(ProbeConfig(covers=covers, out=out, tile=tile,
+                                 stem_stride=int(cfg.arch_config.get("stem_stride", 2)),
+                                 algorithms=cfg.algorithms, rates=cfg.rates, seed=seed,
+                                 threads=threads, limit=limit, progress=progress))
+        cfg.val_rates = cfg.rates
+        res = {"best_epoch": 0, "best_auc": info["val_auc"]}
+    else:
+        res = run(cfg)
     best = Path(out) / "best.safetensors"
     meta = calibrate_and_export(best, Path(out) / "detector.safetensors", cfg)
     click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}); "

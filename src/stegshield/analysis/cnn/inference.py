@@ -45,9 +45,27 @@ DEFAULT_MODEL = "light-gray"
 META_KEY = "stegshield"
 
 
-def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
-    """Write weights + JSON metadata (arch, config, calibration, ...) as one safetensors file."""
-    state = {k: v.detach().float().contiguous().cpu() for k, v in model.state_dict().items()
+def _storage(v: torch.Tensor, half: bool) -> torch.Tensor:
+    v = v.detach().float().contiguous().cpu()
+    if half and v.numel() and float(v.abs().max()) < 6e4:  # float16's range
+        return v.half()
+    return v
+
+
+#: Models with more parameters than this are stored as float16 by default.
+HALF_ABOVE = 1_000_000
+
+
+def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any],
+               half: bool | None = None) -> None:
+    """Write weights + JSON metadata (arch, config, calibration, ...) as one safetensors file.
+
+    ``half=True`` stores the weights as float16 (half the size; loaded back as float32); the
+    default does so for models above :data:`HALF_ABOVE` parameters (the pretrained
+    EfficientNets), so the small CNNs stay float32."""
+    if half is None:
+        half = sum(p.numel() for p in model.parameters()) > HALF_ABOVE
+    state = {k: _storage(v, half) for k, v in model.state_dict().items()
              if v.dtype.is_floating_point}
     save_file(state, str(path), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
     os.chmod(path, 0o644)  # safetensors writes 0600; shipped files must be world-readable
@@ -67,7 +85,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     state: dict[str, torch.Tensor] = {}
     with safe_open(str(path), framework="pt") as fh:
         for k in fh.keys():  # noqa: SIM118 (safe_open is not a dict)
-            state[k] = fh.get_tensor(k)
+            state[k] = fh.get_tensor(k).float()
     own = model.state_dict()
     for k, v in own.items():  # integer buffers (BN's num_batches_tracked) are not shipped
         if k not in state and not v.dtype.is_floating_point:

