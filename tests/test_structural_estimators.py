@@ -187,3 +187,14 @@ def test_ws_native_pass_matches_numpy_reference(predictor: str, shape: tuple[int
         if tile:
             np.testing.assert_allclose(fast[2], ref[2], rtol=1e-9, atol=1e-12)
             np.testing.assert_allclose(fast[3], ref[3], rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (6, 1), (2, 2), (41, 67)])
+def test_spa_native_histogram_matches_numpy_reference(shape: tuple[int, int]) -> None:
+    """SPA on uint8 (one C pass) equals SPA on the same pixels as int16 (numpy bincounts)."""
+    from stegshield.analysis.structural.spa import spa_estimate
+
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    x = rng.integers(0, 256, shape, dtype=np.uint8)
+    a, b = spa_estimate(x), spa_estimate(x.astype(np.int16))
+    assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, rel=1e-12, abs=1e-12)

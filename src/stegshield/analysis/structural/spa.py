@@ -109,7 +109,15 @@ def _smaller_payload_root(a: float, b: float, c: float) -> float:
 
 def spa_estimate(x: np.ndarray) -> float:
     """SPA payload estimate (bits per pixel) of a 2-D ``uint8`` plane (unclipped)."""
-    xi = np.asarray(x).astype(np.int16)
+    xa = np.asarray(x)
+    if xa.dtype == np.uint8 and xa.ndim == 2:  # one C pass over both pair directions
+        from ... import _native
+
+        hist = np.empty(511 * 2, dtype=np.int64)
+        _native.pair_hist(np.ascontiguousarray(xa), xa.shape[0], xa.shape[1], hist)
+        counts = np.bincount(_LUT, weights=hist, minlength=_NM * 3).reshape(_NM, 3)
+        return _smaller_payload_root(*spa_coefficients(counts))
+    xi = xa.astype(np.int16)
     counts = _pair_counts(xi[:, :-1], xi[:, 1:]) + _pair_counts(xi[:-1, :], xi[1:, :])
     return _smaller_payload_root(*spa_coefficients(counts))
 
