@@ -25,7 +25,18 @@ from stegshield.scan import suite as suite_mod
 from stegshield.scan.commands import scan
 from stegshield.scan.report import heat_colours
 from stegshield.scan.suite import SuiteError, learned_available
-from stegshield.scan.thresholds import Thresholds, classical_threshold, logit
+from stegshield.scan.thresholds import (
+    CLASSICAL_FPR_TABLE,
+    REFERENCE_FPR,
+    Thresholds,
+    classical_fpr,
+    classical_threshold,
+    fpr_of_score,
+    learned_fpr,
+    learned_threshold,
+    logit,
+    score_of_fpr,
+)
 
 REQUIRED_KEYS = {"path", "score", "verdict", "payload_bpp", "detectors", "sha256", "error"}
 
@@ -193,7 +204,8 @@ def test_classical_scan_never_imports_torch() -> None:
 def test_thresholds_and_verdicts() -> None:
     ts = [classical_threshold(f) for f in (0.001, 0.01, 0.05, 0.2)]
     assert all(a >= b for a, b in itertools.pairwise(ts))
-    assert classical_threshold(0.01) == pytest.approx(0.20)
+    for f, v in CLASSICAL_FPR_TABLE:  # the interpolation goes through the measured points
+        assert classical_threshold(f) == pytest.approx(v)
     th = Thresholds({"classical": (0.2, 0.05)})
     assert th.verdict({"classical": 0.3}) == "alert"
     assert th.verdict({"classical": 0.1}) == "suspicious"
@@ -201,8 +213,99 @@ def test_thresholds_and_verdicts() -> None:
     assert th.verdict({"classical": float("nan")}) == "clean"
     sc = Scanner(ScanOptions(detector="classical", threshold=0.5))
     alert, suspicious = sc.thresholds.groups["classical"]
-    assert alert == pytest.approx(0.05) and suspicious < alert  # score 0.5 <-> 0.05 bpp
+    # score 0.5 <-> the default FPR's threshold: --threshold 0.5 is --fpr 0.01
+    assert alert == pytest.approx(classical_threshold(0.01)) and suspicious < alert
+    assert sc.thresholds.groups == Scanner(ScanOptions(detector="classical")).thresholds.groups
     assert heat_colours(np.array([[0.0, 1.0]]))[0, 0, 3] == 0
+
+
+def test_fpr_table_and_score_map_invert() -> None:
+    stats = [v for _, v in CLASSICAL_FPR_TABLE]
+    assert all(a > b for a, b in itertools.pairwise(stats))  # strictly: invertible
+    for f in (1e-8, 1e-4, 0.001, 0.003, 0.01, 0.037, 0.2, 0.5, 0.8, 1.0):
+        assert classical_fpr(classical_threshold(f)) == pytest.approx(f, rel=1e-9)
+    assert classical_fpr(-1.0) == 1.0 and classical_fpr(5.0) < 1e-12
+    assert score_of_fpr(REFERENCE_FPR) == 0.5 and score_of_fpr(float("nan")) == 0.0
+    for s in (0.01, 0.3, 0.5, 0.9, 0.999):
+        assert score_of_fpr(fpr_of_score(s)) == pytest.approx(s)
+    fallback = object()  # no table: score taken as a probability, threshold 1 - fpr
+    assert learned_fpr(fallback, 0.9) == pytest.approx(0.1, rel=1e-6)
+    assert learned_fpr(fallback, 0.2) == 1.0
+    table = _FakeCNN()  # clamped table: above its top threshold, alert at any FPR
+    assert learned_fpr(table, 0.99) == 0.0
+    f = learned_fpr(table, 0.9)
+    assert 0.005 < f < 0.05 and learned_threshold(table, f) == pytest.approx(0.9, abs=1e-9)
+
+
+class _FixedStat:
+    """Stand-in for WS and SPA: reports :attr:`value` as its payload estimate."""
+
+    value = 0.0
+    tile = 64
+
+    def detect(self, image: np.ndarray) -> DetectionResult:
+        v = type(self).value
+        return DetectionResult(score=0.5, payload_bpp=v, raw=v)
+
+
+class _TunableCNN(_FakeCNN):
+    """A learned detector whose score is :attr:`p`."""
+
+    p = 0.5
+
+    def detect(self, image: np.ndarray) -> DetectionResult:
+        return DetectionResult(score=type(self).p, payload_bpp=None, raw=logit(type(self).p))
+
+
+#: Classical statistics (bpp) across the table and beyond; 0.19 scored ~1.0 with the old
+#: logistic map but was only "suspicious" with the old table.
+_STATS = [-0.05, 0.0, 0.01, 0.02, 0.03, 0.05, 0.07, 0.09, 0.11, 0.15, 0.19, 0.25, 0.3, 0.4,
+          0.5, 0.7, 1.0]
+
+
+def test_classical_score_and_verdict_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(analysis._REGISTRY, "ws", _FixedStat)
+    monkeypatch.setitem(analysis._REGISTRY, "spa", _FixedStat)
+    png = _png(_cover(20, 64))
+    for threshold in (None, 0.3, 0.9):
+        sc = Scanner(ScanOptions(detector="classical", threshold=threshold))
+        alert_at = 0.5 if threshold is None else threshold
+        rows = []
+        for v in _STATS:
+            monkeypatch.setattr(_FixedStat, "value", v)
+            r = sc.scan_bytes(png, f"{v}.png")
+            assert r.score is not None and r.verdict in ("clean", "suspicious", "alert")
+            assert (r.verdict == "alert") == (r.score >= alert_at), (v, r.score, r.verdict)
+            if threshold is None:  # default FPR: the statistic threshold of the table
+                assert (r.verdict == "alert") == (v >= classical_threshold(0.01))
+                assert (r.verdict == "suspicious") == (1 / 6 <= r.score < 0.5)
+            rows.append((v, r.score, r.verdict))
+        scores = [s for _, s, _ in rows]
+        assert all(a <= b for a, b in itertools.pairwise(scores)), rows  # monotone
+        flagged = [s for _, s, verdict in rows if verdict == "alert"]
+        others = [s for _, s, verdict in rows if verdict != "alert"]
+        assert flagged and others and max(others) < min(flagged)
+    assert scores[-1] > 0.99  # a full payload estimate is near-certain
+
+
+def test_fused_score_and_verdict_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(analysis._REGISTRY, "ws", _FixedStat)
+    monkeypatch.setitem(analysis._REGISTRY, "spa", _FixedStat)
+    monkeypatch.setitem(analysis._REGISTRY, "cnn", _TunableCNN)
+    monkeypatch.setattr(suite_mod, "AUTO_LEARNED", {"cnn"})
+    sc = Scanner(ScanOptions(detector="auto", fpr=0.01))  # 0.005 per group
+    assert sc.suite.groups == ["cnn", "classical"]
+    cnn_at = learned_threshold(_TunableCNN(), 0.005)
+    png = _png(_cover(21, 64))
+    for v, p in itertools.product((0.0, 0.07, 0.15, 0.3, 0.6), (0.1, 0.7, 0.85, 0.93, 0.97)):
+        monkeypatch.setattr(_FixedStat, "value", v)
+        monkeypatch.setattr(_TunableCNN, "p", p)
+        r = sc.scan_bytes(png, "x.png")
+        groups = {k[6:]: s for k, s in r.detectors.items() if k.startswith("group:")}
+        assert r.score == pytest.approx(max(groups.values()))
+        assert (r.verdict == "alert") == (r.score >= 0.5)
+        # the same decision as "some group reaches its threshold at fpr / 2"
+        assert (r.verdict == "alert") == (v >= classical_threshold(0.005) or p >= cnn_at)
 
 
 def test_parallel_scan_matches_serial(folder: Path) -> None:
@@ -272,3 +375,30 @@ def test_html_report(folder: Path, tmp_path: Path) -> None:
     assert page.count("data:image/png;base64,") == 2  # its thumbnail + heat map
     assert page.index("stego.png") < page.index("clean.png")  # sorted by score
     assert "broken.png" in page and "too_small" in page
+
+
+def test_calibrate_corpus_and_weighted_quantiles(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from stegshield.scan import calibrate
+
+    # one photo in four tiles with high statistics, four photos with one low tile each
+    stats = [0.9, 0.8, 0.7, 0.6, 0.1, 0.2, 0.3, 0.4]
+    assert calibrate.quantile_table(stats, (0.25,)) == [(0.25, 0.8)]  # 2 of 8 reach it
+    weights = [1 / 4] * 4 + [1.0] * 4  # photo "a" has four tiles: every photo counts once
+    assert calibrate.quantile_table(stats, (0.2, 0.4), weights) == [(0.2, 0.6), (0.4, 0.4)]
+    # a corpus folder as `stegshield dataset covers` writes it; reserved packages are skipped
+    rows = []
+    for i, (split, pkg) in enumerate([("train", "p"), ("val", "p"), ("test", "p"),
+                                      ("train", "mate-backgrounds")]):
+        rel = f"{split}/128/t{i}.png"
+        (tmp_path / split / "128").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(_cover(30 + i, 128)).save(tmp_path / rel)
+        rows.append({"path": rel, "split": split, "tile": 128, "package": pkg,
+                     "group": f"{pkg}:g{i}"})
+    (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    found = calibrate.corpus_images(tmp_path)
+    assert [g for _, g in found] == ["p:g0", "p:g1"]
+    assert [g for _, g in calibrate.corpus_images(tmp_path, ["test"], [256])] == []
+    calibrate.main(["--corpus", str(tmp_path), "--splits", "test", "--evaluate"])
+    report = json.loads(capsys.readouterr().out)["classical"]
+    assert report["n"] == 1 and report["groups"] == 1 and len(report["evaluation"]) == 9

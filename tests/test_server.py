@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import socket
 import threading
 import time
@@ -65,6 +66,39 @@ def test_healthz_and_openapi(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/v1/scan", "/v1/hide", "/v1/reveal", "/healthz"} <= spec["paths"].keys()
     assert "multipart/form-data" in spec["paths"]["/v1/scan"]["post"]["requestBody"]["content"]
+
+
+def test_docs_work_offline(client: TestClient) -> None:
+    """/docs references only this server; its script, style and icon are served."""
+    page = client.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert not re.search(r"(?i)(https?:)?//[a-z0-9]", page.text)  # no other origin
+    assert "default-src 'self'" in page.headers["content-security-policy"]
+    refs = re.findall(r'(?:src|href)="([^"]+)"', page.text) + re.findall(r"url: '([^']+)'",
+                                                                          page.text)
+    assert "/openapi.json" in refs
+    assert any(r.endswith("swagger-ui-bundle.js") for r in refs)
+    assert any(r.endswith("swagger-ui.css") for r in refs)
+    for ref in refs:
+        assert ref.startswith("/"), ref
+        asset = client.get(ref)
+        assert asset.status_code == 200 and len(asset.content) > 100, ref
+    assert '"validatorUrl": null' in page.text  # Swagger UI would call validator.swagger.io
+    assert client.get("/redoc").status_code == 404  # FastAPI's CDN-based page is off
+
+
+def test_docs_with_token() -> None:
+    """Docs stay readable without the token; the spec declares it for "Try it out"."""
+    with TestClient(create_app(_config(token="s3cret"))) as c:
+        assert c.get("/docs").status_code == 200
+        spec = c.get("/openapi.json").json()
+        assert {"bearer", "apiToken"} <= spec["components"]["securitySchemes"].keys()
+        assert spec["paths"]["/v1/scan"]["post"]["security"] == [{"bearer": []},
+                                                                 {"apiToken": []}]
+        assert "security" not in spec["paths"]["/healthz"]["get"]
+        assert c.post("/v1/scan", files={"files": ("a.png", CLEAN)}).status_code == 401
+    with TestClient(create_app(_config())) as c:
+        assert "securitySchemes" not in c.get("/openapi.json").json().get("components", {})
 
 
 def test_scan_several_images(client: TestClient) -> None:

@@ -22,7 +22,7 @@ pytest.importorskip("playwright.sync_api", reason="the playwright Python package
 pytest.importorskip("fastapi")
 
 import uvicorn  # noqa: E402
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, Route, expect, sync_playwright  # noqa: E402
 
 from stegshield.analysis.synthetic import lsb_replace, synthetic_cover  # noqa: E402
 from stegshield.crypto.kdf import TEST_KDF  # noqa: E402
@@ -112,3 +112,28 @@ def test_page_hides_and_reveals(page: Page, images: dict[str, Path]) -> None:
     page.click("#reveal-button")
     page.wait_for_selector("#reveal-status.err", timeout=20_000)
     assert "no hidden data" in page.inner_text("#reveal-status")
+
+
+def test_api_docs_render_offline(page: Page, base_url: str) -> None:
+    """Swagger UI renders the API with every request to another origin blocked."""
+    outside: list[str] = []
+    errors: list[str] = []
+
+    def local_only(route: Route) -> None:
+        if route.request.url.startswith(base_url + "/"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    assert page.context.browser is not None
+    context = page.context.browser.new_context()
+    docs = context.new_page()
+    docs.route("**/*", local_only)
+    docs.on("pageerror", lambda exc: errors.append(str(exc)))
+    docs.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    docs.goto(base_url + "/docs")
+    docs.wait_for_selector(".opblock-summary-path[data-path='/v1/scan']", timeout=30_000)
+    context.close()
+    assert not outside, outside
+    assert not errors, errors

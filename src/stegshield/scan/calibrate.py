@@ -1,10 +1,20 @@
-"""Measure score thresholds for target false-positive rates on a folder of clean images.
+"""Measure statistic thresholds for target false-positive rates on clean images.
 
     python -m stegshield.scan.calibrate DIR... [--detector classical] [--limit N]
+    python -m stegshield.scan.calibrate --corpus .cache/corpus/gray [--tile 256] [--photos]
+        [--splits train,val] [--evaluate]
 
-prints, for each FPR, the group statistic exceeded by that fraction of the images (the values of
-:data:`stegshield.scan.thresholds.CLASSICAL_FPR_TABLE` were measured this way; see
-``docs/SCAN.md``). The images must be clean (never used to hide anything).
+prints JSON: for each fused group, the (1 - FPR) quantile of the clean statistics per FPR,
+with every image counted once (``table``) and with every photograph counted once
+(``table_per_group``: an image weighs 1 / the number of images of its group; tiles of one
+photo are not independent). ``--evaluate`` adds the share of images (and of groups) at or
+above the shipped thresholds (:data:`stegshield.scan.thresholds.CLASSICAL_FPR_TABLE`, measured
+this way, see ``docs/SCAN.md``): use it on held-out images only.
+
+``--corpus DIR`` reads a cover corpus built by ``stegshield dataset covers``: its tiles of the
+given splits and sizes, or with ``--photos`` its kept source photographs, whole. Images must
+be clean (never used to hide anything); the packages reserved for independent evaluation are
+refused.
 """
 
 from __future__ import annotations
@@ -12,58 +22,134 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from ..datasets.debian import RESERVED_PACKAGES
 from ..imaging import ImageError
 from .loader import load_for_scan
 from .scanner import MIN_PIXELS, MIN_SIDE, Scanner, ScanOptions, iter_image_paths
+from .thresholds import classical_threshold
 
-__all__ = ["DEFAULT_FPRS", "cover_stats", "quantile_table"]
+__all__ = ["DEFAULT_FPRS", "corpus_images", "cover_stats", "quantile_table"]
 
-DEFAULT_FPRS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2)
+DEFAULT_FPRS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
-def cover_stats(paths: Sequence[str], detector: str = "classical") -> dict[str, list[float]]:
-    """Group statistics of every readable, large-enough image (keyed by group name)."""
-    sc = Scanner(ScanOptions(detector=detector, threshold=0.5))
+def _reserved(package: str) -> bool:
+    return package.strip().lower() in RESERVED_PACKAGES
+
+
+def corpus_images(corpus: str | Path, splits: Iterable[str] = ("train", "val"),
+                  tiles: Iterable[int] = (), photos: bool = False) -> list[tuple[str, str]]:
+    """(path, group) of a cover corpus' tiles (of sizes ``tiles``; all if empty) or, with
+    ``photos``, of its kept source photographs, in the given splits."""
+    root, keep, sizes = Path(corpus), set(splits), {int(t) for t in tiles}
+    out: list[tuple[str, str]] = []
+    if not photos:
+        for line in (root / "manifest.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            if r["split"] in keep and (not sizes or int(r["tile"]) in sizes) \
+                    and not _reserved(r["package"]):
+                out.append((str(root / r["path"]), r["group"]))
+        return out
+    roots = {p["package"]: Path(p["root"])
+             for p in json.loads((root / "packages.json").read_text())}
+    seen: set[str] = set()
+    for line in (root / "sources.jsonl").read_text().splitlines():
+        r = json.loads(line)
+        if r.get("kept") and r["split"] in keep and not _reserved(r["package"]):
+            path = str(roots[r["package"]] / r["file"])
+            if path not in seen:
+                seen.add(path)
+                out.append((path, r["group"]))
+    return out
+
+
+def cover_stats(paths: Sequence[str], detector: str = "classical",
+                indices: list[int] | None = None) -> dict[str, list[float]]:
+    """Group statistics of every readable, large-enough image (keyed by group name).
+
+    With ``indices``, the position in ``paths`` of each measured image is appended to it
+    (images judged by no group are skipped).
+    """
+    sc = Scanner(ScanOptions(detector=detector))
     out: dict[str, list[float]] = {g: [] for g in sc.suite.groups}
-    for p in paths:
+    for i, p in enumerate(paths):
         try:
-            img = load_for_scan(Path(p).read_bytes())
+            img = load_for_scan(Path(p).read_bytes(), 200_000_000)
         except (OSError, ImageError):
             continue
         if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
             continue
-        for g, v in sc.suite.analyse(img.pixels).stats.items():
-            if np.isfinite(v):
-                out[g].append(float(v))
+        stats = sc.suite.analyse(img.pixels).stats
+        if not all(np.isfinite(v) for v in stats.values()):
+            continue
+        for g, v in stats.items():
+            out[g].append(float(v))
+        if indices is not None:
+            indices.append(i)
     return out
 
 
-def quantile_table(scores: Sequence[float], fprs: Sequence[float] = DEFAULT_FPRS
-                   ) -> list[tuple[float, float]]:
-    """(fpr, threshold) pairs: the (1 - fpr) quantile of the clean statistics."""
+def quantile_table(scores: Sequence[float], fprs: Sequence[float] = DEFAULT_FPRS,
+                   weights: Sequence[float] | None = None) -> list[tuple[float, float]]:
+    """(fpr, threshold) pairs: the smallest statistic ``t`` among the images such that the
+    images scoring ``>= t`` carry at least ``fpr`` of the weight (unweighted: the
+    ``(1 - fpr)`` quantile, method "higher")."""
     arr = np.asarray(scores, dtype=np.float64)
-    return [(f, float(np.quantile(arr, 1.0 - f, method="higher"))) for f in fprs]
+    if weights is None:
+        return [(f, float(np.quantile(arr, 1.0 - f, method="higher"))) for f in fprs]
+    order = np.argsort(-arr, kind="stable")
+    w = np.asarray(weights, dtype=np.float64)[order]
+    tail = np.cumsum(w) / w.sum()  # weight of the images scoring >= arr[order][i]
+    idx = np.minimum(np.searchsorted(tail, np.asarray(fprs) - 1e-12), len(arr) - 1)
+    return [(f, float(arr[order][i])) for f, i in zip(fprs, idx, strict=True)]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (prints JSON)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("dirs", nargs="+")
+    ap.add_argument("dirs", nargs="*", help="folders (or files) of clean images")
+    ap.add_argument("--corpus", action="append", default=[], help="cover corpus folder")
+    ap.add_argument("--splits", default="train,val", help="corpus splits (comma-separated)")
+    ap.add_argument("--tile", action="append", type=int, default=[], help="corpus tile size")
+    ap.add_argument("--photos", action="store_true", help="corpus source photos, not tiles")
+    ap.add_argument("--evaluate", action="store_true",
+                    help="also the share of images at or above the shipped thresholds")
     ap.add_argument("--detector", default="classical")
     ap.add_argument("--limit", type=int, default=0, help="random sample of this many files")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    files = [str(p) for p in iter_image_paths(args.dirs, recursive=True)]
-    if args.limit and len(files) > args.limit:
-        files = random.Random(args.seed).sample(files, args.limit)
-    scores = cover_stats(files, args.detector)
-    report = {g: {"n": len(v), "table": quantile_table(v) if v else []}
-              for g, v in scores.items()}
+    items = [(str(p), str(p)) for p in iter_image_paths(args.dirs, recursive=True)]
+    for c in args.corpus:
+        items += corpus_images(c, args.splits.split(","), args.tile, args.photos)
+    if args.limit and len(items) > args.limit:
+        items = random.Random(args.seed).sample(items, args.limit)
+    measured: list[int] = []
+    scores = cover_stats([p for p, _ in items], args.detector, measured)
+    groups = [items[i][1] for i in measured]
+    size = Counter(groups)
+    weights = [1.0 / size[g] for g in groups]
+    report = {}
+    for g, v in scores.items():
+        entry: dict[str, object] = {"n": len(v), "groups": len(size)}
+        if v:
+            entry["table"] = quantile_table(v)
+            entry["table_per_group"] = quantile_table(v, weights=weights)
+        if v and args.evaluate and g == "classical":
+            arr, w = np.asarray(v), np.asarray(weights)
+            rows = []
+            for f in DEFAULT_FPRS:
+                hit = arr >= classical_threshold(f)
+                rows.append({"fpr": f, "threshold": round(classical_threshold(f), 4),
+                             "images": int(hit.sum()), "rate": float(hit.mean()),
+                             "rate_per_group": float(w[hit].sum() / w.sum())})
+            entry["evaluation"] = rows
+        report[g] = entry
     print(json.dumps(report, indent=1))
 
 

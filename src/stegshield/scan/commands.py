@@ -51,7 +51,8 @@ fpr_option = click.option(
     help="Target false-positive rate on clean images  [default: 0.01].")
 threshold_option = click.option(
     "--threshold", type=click.FloatRange(min=0, max=1), default=None,
-    help="Alert at this score instead of a threshold derived from --fpr.")
+    help="Alert at score >= T instead of --fpr (score 0.5 = the default --fpr 0.01 threshold; "
+    "T is the same as --fpr 0.01*(1-T)/T).")
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
     help="Refuse images with more pixels than this (decompression-bomb guard).")
@@ -61,10 +62,11 @@ def make_options(detector: str, fpr: float | None, threshold: float | None,
                  max_pixels: int, thumbnails: bool = False) -> ScanOptions:
     """Validate the shared detection options."""
     from .scanner import ScanOptions
+    from .thresholds import DEFAULT_FPR
 
     if fpr is not None and threshold is not None:
         fail("give either --fpr or --threshold, not both")
-    return ScanOptions(detector=detector, fpr=0.01 if fpr is None else fpr,
+    return ScanOptions(detector=detector, fpr=DEFAULT_FPR if fpr is None else fpr,
                        threshold=threshold, max_pixels=max_pixels, thumbnails=thumbnails)
 
 

@@ -133,8 +133,9 @@ def render_report(results: Iterable[ScanResult], summary: Summary, *, title: str
 <p>{html.escape(summary.line())}<br>generated {when}; detector {html.escape(detector)};
 {html.escape(thresholds)}</p>
 <p class="legend">Heat map (tile suspicion 0.2 &rarr; 1): {legend}
- (hover over a thumbnail to hide it) &mdash; scores are probabilities of hidden data
-(higher is more suspicious); payloads are estimated bits per sample.</p>
+ (hover over a thumbnail to hide it) &mdash; score = 0.01 / (0.01 + p), p = the share of
+clean images that score as high (0.5 = the default 1 % FPR threshold; higher is more
+suspicious); payloads are estimated bits per sample.</p>
 <table><thead><tr><th>image</th><th>verdict</th><th>score</th><th>payload (bpp)</th>
 <th>file</th><th>detectors</th></tr></thead><tbody>
 {chr(10).join(rows)}

@@ -27,12 +27,12 @@ from ..runtime import tune_malloc
 from .loader import IMAGE_EXTENSIONS, ScanImage, load_for_scan
 from .suite import HeatMap, Suite, build_suite
 from .thresholds import (
-    SUSPICIOUS_FACTOR,
-    SUSPICIOUS_MARGIN,
+    DEFAULT_FPR,
     Thresholds,
-    classical_threshold,
+    fpr_of_score,
     learned_threshold,
-    logit,
+    score_of_fpr,
+    suspicious_fpr,
 )
 
 __all__ = [
@@ -59,8 +59,9 @@ class ScanOptions:
     """Everything a worker needs to build an identical :class:`Scanner`."""
 
     detector: str = "auto"
-    fpr: float = 0.01
+    fpr: float = DEFAULT_FPR
     threshold: float | None = None
+    """Alert at this score instead (same as ``fpr = F0 (1 - T) / T``, see :mod:`.thresholds`)."""
     max_pixels: int = DEFAULT_MAX_PIXELS
     thumbnails: bool = False
     """Attach a PNG thumbnail to flagged results (for HTML reports)."""
@@ -130,29 +131,27 @@ class Scanner:
         self.thresholds = self._thresholds()
 
     def _thresholds(self) -> Thresholds:
+        """Score cut-offs from ``threshold`` or ``fpr``; per-group statistics for the label."""
         groups = self.suite.groups
-        out: dict[str, tuple[float, float]] = {}
+        k = max(1, len(groups))
         t = self.options.threshold
-        if t is not None:
-            for g in groups:
-                alert = self.suite.stat_of_score(g, t)
-                out[g] = (alert, self.suite.stat_of_score(g, 1 / (1 + math.exp(
-                    SUSPICIOUS_MARGIN - logit(t)))))
-            return Thresholds(out, label=f"score >= {t:g}")
-        share = self.options.fpr / max(1, len(groups))
+        fpr = fpr_of_score(t) if t is not None else self.options.fpr
+        alert_score = t if t is not None else score_of_fpr(fpr)
+        sus = suspicious_fpr(fpr)
+        out: dict[str, tuple[float, float]] = {}
         parts = []
         for g in groups:
+            out[g] = (self.suite.stat_at_fpr(g, fpr / k), self.suite.stat_at_fpr(g, sus / k))
             if g == "classical":
-                alert = classical_threshold(share)
-                out[g] = (alert, classical_threshold(min(0.5, share * SUSPICIOUS_FACTOR)))
-                parts.append(f"classical payload >= {alert:.3g} bpp")
+                parts.append(f"classical payload >= {out[g][0]:.3g} bpp")
             else:
                 det = next(m.detector for m in self.suite.members if m.name == g)
-                score = learned_threshold(det, share)
-                out[g] = (logit(score), logit(score) - SUSPICIOUS_MARGIN)
-                parts.append(f"{g} >= {score:.4g}")
-        return Thresholds(out, fpr=self.options.fpr,
-                          label=f"FPR {self.options.fpr:g}: " + ", ".join(parts))
+                parts.append(f"{g} >= {learned_threshold(det, fpr / k):.4g}")
+        head = (f"score >= {t:g} (FPR {fpr:.3g})" if t is not None
+                else f"FPR {fpr:g} (score >= {alert_score:.3g})")
+        return Thresholds(out, fpr=fpr, label=f"{head}: " + ", ".join(parts),
+                          alert_score=alert_score,
+                          suspicious_score=min(alert_score, score_of_fpr(sus)))
 
     def scan_image(self, img: ScanImage, result: ScanResult) -> ScanResult:
         """Fill ``result`` from decoded pixels."""
@@ -171,9 +170,11 @@ class Scanner:
         if len(ana.groups) > 1:
             result.detectors.update({f"group:{k}": v for k, v in ana.groups.items()})
         result.heatmap = ana.heatmap
-        result.verdict = self.thresholds.verdict(ana.stats)
-        if not any(math.isfinite(v) for v in ana.stats.values()):
+        if math.isnan(ana.fpr):
+            result.verdict = "clean"
             result.notes.append("the detectors found nothing to measure (flat image?)")
+        else:
+            result.verdict = self.thresholds.verdict_of_score(ana.score)
         if self.options.thumbnails and result.flagged:
             result.thumbnail = _thumbnail(img.pixels)
         return result

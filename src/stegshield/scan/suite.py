@@ -4,9 +4,8 @@
 
 * ``classical``: WS and SPA (payload estimators of LSB replacement). The group statistic is
   the **smaller** of their two payload estimates (both must agree), which on real images gave
-  the best detection rate at a fixed false-positive rate (``docs/SCAN.md``); its score is the
-  estimators' shared logistic map (0.05 bpp -> 0.5, 0.10 bpp -> 0.95). RS is left out: it
-  adds nothing at fixed FPR and breaks down at full embedding; chi-square false-alarms on
+  the best detection rate at a fixed false-positive rate (``docs/SCAN.md``). RS is left out:
+  it adds nothing at fixed FPR and breaks down at full embedding; chi-square false-alarms on
   images with smooth histograms. Both are reported with ``all``.
 * ``cnn`` / ``pretrained``: the learned detector of that name alone (statistic: log-odds).
 * ``auto``: ``classical``, plus each learned detector listed in :data:`AUTO_LEARNED` that is
@@ -15,9 +14,12 @@
   only on request (``--detector cnn`` or ``all``) until a model earns its place.
 * ``all``: every registered detector; those outside the groups are reported, not fused.
 
-Groups detect different embeddings (LSB replacement vs. adaptive ±1), so the fused score is
-the **maximum** of the group scores (an alert from any group is an alert) and each group gets
-its own threshold at ``fpr / number of groups`` (see :mod:`.thresholds`).
+Scores come from the same calibration as the verdicts (:mod:`.thresholds`): each group's
+statistic is turned into its estimated false-positive rate on clean images, the k groups are
+combined by Bonferroni (``P = k * min p_g``) and ``score = F0 / (F0 + P)``, so the score is
+monotone in every statistic and 0.5 exactly at the default alert threshold. Each group's score
+is the same map of ``k * p_g``, so the fused score is their **maximum** (groups detect
+different embeddings, LSB replacement vs. adaptive ±1: an alert from any group is an alert).
 
 Torch is never imported here unless a learned detector is requested, or ``auto``/``all`` finds
 one installed.
@@ -36,6 +38,14 @@ import numpy as np
 
 from ..analysis import Calibration, DetectionResult, Detector, available_detectors, get_detector
 from .choices import DETECTOR_CHOICES
+from .thresholds import (
+    classical_fpr,
+    classical_threshold,
+    learned_fpr,
+    learned_threshold,
+    logit,
+    score_of_fpr,
+)
 
 __all__ = [
     "CLASSICAL",
@@ -57,16 +67,9 @@ BLOCK_PIXELS = 4096 * 4096
 BLOCK_SIDE = 2048
 
 
-#: Score map of the classical group statistic (payload in bits per sample).
-CLASSICAL_CALIBRATION = Calibration.from_points(0.05, 0.10)
 #: Score map of per-tile payload estimates (64x64 tiles are noisy: on clean photos the 95th
 #: percentile of WS tile estimates is ~0.14 bpp, so 0.5 sits at 0.15 and 0.95 at 0.30).
 TILE_CALIBRATION = Calibration.from_points(0.15, 0.30)
-
-
-def _logit(p: float) -> float:
-    p = min(max(p, 1e-12), 1 - 1e-12)
-    return math.log(p / (1 - p))
 
 
 class SuiteError(Exception):
@@ -94,13 +97,18 @@ class Analysis:
     """What the suite says about one image."""
 
     score: float
+    """``score_of_fpr(fpr)``: 0.5 at the default alert threshold, 0 when nothing was judged."""
     payload_bpp: float | None
     detectors: dict[str, float]
     groups: dict[str, float]
-    """Score of each fused group."""
+    """Score of each fused group (the fused score is their maximum)."""
     stats: dict[str, float]
-    """Statistic of each fused group (thresholds apply to it; ``nan`` = no judgement)."""
+    """Statistic of each fused group (``nan`` = no judgement)."""
     heatmap: HeatMap | None = None
+    fprs: dict[str, float] = field(default_factory=dict)
+    """Estimated false-positive rate of each group's statistic on clean images."""
+    fpr: float = math.nan
+    """Family-wise estimate ``min(1, k * min(fprs))`` (``nan`` = no judgement)."""
 
 
 def _learned_module(name: str) -> str:
@@ -185,8 +193,8 @@ class Suite:
         """Run every member on ``pixels`` (in blocks when large) and fuse the scores."""
         results = self._run(pixels)
         scores = {name: float(r[0]) for name, r in results.items()}
-        group_scores: dict[str, float] = {}
         stats: dict[str, float] = {}
+        fprs: dict[str, float] = {}
         payload: float | None = None
         classical = [m.name for m in self.members if m.group == "classical"]
         if classical:
@@ -194,25 +202,28 @@ class Suite:
             finite = [r for r in raws if math.isfinite(r)]
             stat = min(finite) if finite else math.nan
             stats["classical"] = stat
-            group_scores["classical"] = CLASSICAL_CALIBRATION(stat) if finite else 0.0
+            fprs["classical"] = classical_fpr(stat)
             payload = float(np.clip(stat, 0.0, 1.0)) if finite else None
         for m in self.members:
             if m.group == "learned":
-                group_scores[m.name] = scores[m.name]
-                stats[m.name] = _logit(scores[m.name])
+                stats[m.name] = logit(scores[m.name])
+                fprs[m.name] = learned_fpr(m.detector, scores[m.name])
                 if payload is None and results[m.name][1] is not None:
                     payload = results[m.name][1]
-        fused = max(group_scores.values()) if group_scores else 0.0
+        k = max(1, len(fprs))
+        group_scores = {g: score_of_fpr(min(1.0, k * p)) for g, p in fprs.items()}
+        judged = [p for p in fprs.values() if not math.isnan(p)]
+        fpr = min(1.0, k * min(judged)) if judged else math.nan
         heat = self._heatmap(results, scores)
-        return Analysis(score=fused, payload_bpp=payload, detectors=scores,
-                        groups=group_scores, stats=stats, heatmap=heat)
+        return Analysis(score=score_of_fpr(fpr), payload_bpp=payload, detectors=scores,
+                        groups=group_scores, stats=stats, heatmap=heat, fprs=fprs, fpr=fpr)
 
-    def stat_of_score(self, group: str, score: float) -> float:
-        """The group statistic whose score is ``score`` (to apply a user's --threshold)."""
+    def stat_at_fpr(self, group: str, fpr: float) -> float:
+        """The statistic threshold of ``group`` for a per-group false-positive rate."""
         if group == "classical":
-            cal = CLASSICAL_CALIBRATION
-            return (_logit(score) - cal.b) / cal.a
-        return _logit(score)
+            return classical_threshold(fpr)
+        det = next(m.detector for m in self.members if m.name == group)
+        return logit(learned_threshold(det, fpr))
 
     def _heatmap(self, results: dict[str, _Res],
                  scores: dict[str, float]) -> HeatMap | None:

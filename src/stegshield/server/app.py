@@ -3,7 +3,9 @@
 * ``GET /healthz``; ``POST /v1/scan`` (one or several images -> the JSON objects of
   ``stegshield scan --format jsonl``); ``POST /v1/hide``; ``POST /v1/reveal``;
   ``POST /v1/encrypt`` and ``/v1/decrypt`` when :mod:`stegshield.cipher` is installed;
-  ``GET /`` the web page; ``/docs`` and ``/openapi.json`` the API description.
+  ``GET /`` the web page; ``/docs`` (Swagger UI) and ``/openapi.json`` the API description.
+  The docs page loads Swagger UI from this server (the copy that the ``fastapi-offline``
+  package ships), never from a CDN; there is no ``/redoc`` (ReDoc fetches its logo from one).
 * Uploads are parsed in memory with a size limit (:mod:`.multipart`) and never written to
   disk unless ``save_uploads`` is set; decoded images are bounded by ``max_pixels``.
 * CPU work runs in worker threads (at most ``workers`` at once), so a slow request never
@@ -28,7 +30,8 @@ from typing import Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
@@ -58,6 +61,13 @@ _HIDE_FORMATS = {"png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp"),
 _COSTS = COST_NAMES
 _PAGE_CSP = ("default-src 'self'; img-src 'self' blob: data:; style-src 'self'; "
              "script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'")
+#: The docs page: FastAPI's page has an inline start-up script and Swagger UI sets inline
+#: styles; nothing may come from another origin.
+_DOCS_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+             "script-src 'self' 'unsafe-inline'; connect-src 'self'; font-src 'self' data:; "
+             "frame-ancestors 'none'; base-uri 'none'")
+#: Where the Swagger UI files are served from.
+DOCS_ASSETS = "/docs-assets"
 
 
 @dataclass
@@ -86,6 +96,15 @@ class ApiError(Exception):
 
 def _static_dir() -> Path:
     return Path(str(resources.files("stegshield.server") / "static"))
+
+
+def _docs_assets_dir() -> Path | None:
+    """The Swagger UI files shipped by ``fastapi-offline`` (``None`` if missing)."""
+    try:
+        path = Path(str(resources.files("fastapi_offline") / "static"))
+    except ModuleNotFoundError:
+        return None
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
 
 
 def _form_schema(fields: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
@@ -163,6 +182,45 @@ def _add_cipher_routes(app: FastAPI, cfg: ServerConfig, work: Callable[..., Awai
         return await cipher_png(decrypt_bytes, data, password(form), name, "plain")
 
 
+def _add_docs(app: FastAPI, cfg: ServerConfig) -> None:
+    """``/docs`` with local assets; with a token, an "Authorize" button.
+
+    The pages and ``/openapi.json`` stay public (they hold no secret); "Try it out" on a
+    ``/v1`` route needs the token, entered once with "Authorize" (kept for the tab only).
+    """
+    assets = _docs_assets_dir()
+    if cfg.token is not None:
+        base_openapi = app.openapi
+
+        def openapi_with_auth() -> dict[str, Any]:
+            if app.openapi_schema is None:
+                schema = base_openapi()
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer",
+                               "description": "the API token (--token-file)"},
+                    "apiToken": {"type": "apiKey", "in": "header", "name": "X-API-Token"}}
+                for path, ops in schema.get("paths", {}).items():
+                    if path.startswith("/v1/"):
+                        for op in ops.values():
+                            op["security"] = [{"bearer": []}, {"apiToken": []}]
+            return app.openapi_schema  # type: ignore[return-value]
+
+        app.openapi = openapi_with_auth  # type: ignore[method-assign]
+    if assets is None:  # not installed: no docs page rather than one that calls a CDN
+        return
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger_docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}", title=f"{app.title} - API",
+            swagger_js_url=f"{root}{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS}/favicon.png",
+            swagger_ui_parameters={"validatorUrl": None})  # no call to validator.swagger.io
+
+
 def create_app(config: ServerConfig | None = None) -> FastAPI:
     """Build the application (no network or disk access until requests arrive)."""
     cfg = config or ServerConfig()
@@ -172,7 +230,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     scanners_lock = threading.Lock()
     has_cipher = cipher_available()
     app = FastAPI(title="stegshield", version=__version__,
-                  description="Scan images for hidden data; hide and reveal sealed messages.")
+                  description="Scan images for hidden data; hide and reveal sealed messages.",
+                  docs_url=None, redoc_url=None)  # the CDN-based pages; offline ones below
 
     def scanner_for(detector: str | None) -> Scanner:
         key = detector or cfg.detector
@@ -228,6 +287,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         path = request.url.path
         if path == "/" or path.startswith("/static/"):
             response.headers.setdefault("Content-Security-Policy", _PAGE_CSP)
+            response.headers.setdefault("X-Frame-Options", "DENY")
+        elif path == "/docs":
+            response.headers.setdefault("Content-Security-Policy", _DOCS_CSP)
             response.headers.setdefault("X-Frame-Options", "DENY")
         return response
 
@@ -390,6 +452,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     if has_cipher:
         _add_cipher_routes(app, cfg, work, read_form, _image_part, _password)
 
+    _add_docs(app, cfg)
     static = _static_dir()
 
     @app.get("/", include_in_schema=False)
