@@ -63,6 +63,7 @@ def main() -> None:
 
     from stegshield.analysis.cnn.inference import CNNDetector
     from stegshield.scan.suite import build_suite
+    from stegshield.scan.thresholds import learned_fpr, score_of_fpr
 
     covers, stego = test_pairs(Path(args.corpus), 256, 1 + 77, args.limit, Path(args.cache))
     keys = [(a, r) for a, r, _ in GRID]
@@ -70,11 +71,17 @@ def main() -> None:
     # classical group: the statistic and score `scan --detector classical` computes
     suite = build_suite("classical")
     t = time.perf_counter()
-    cl_cover = np.array([suite.analyse(x).groups["classical"] for x in covers])
+    cl_cover = np.array([suite.analyse(x).fprs["classical"] for x in covers])
     results["speed"]["classical (WS+SPA)"] = len(covers) / (time.perf_counter() - t)
-    cl_stego = {k: np.array([suite.analyse(x).groups["classical"] for x in stego[k]])
+    cl_stego = {k: np.array([suite.analyse(x).fprs["classical"] for x in stego[k]])
                 for k in keys}
-    results["models"]["classical (WS+SPA)"] = _metrics(cl_cover, cl_stego, keys)
+    results["models"]["classical (WS+SPA)"] = _metrics(-cl_cover, {
+        k: -v for k, v in cl_stego.items()}, keys)
+
+    def fused(p_learned: np.ndarray, p_classical: np.ndarray) -> np.ndarray:
+        """scan's fusion of two groups: score of min(1, 2 min(p_g)) (Bonferroni)."""
+        p = np.minimum(1.0, 2.0 * np.fmin(p_learned, p_classical))
+        return np.array([score_of_fpr(float(v)) for v in p])
     specs = args.model or DEFAULT_MODELS
     for spec in specs:
         label, _, path = spec.partition("=")
@@ -90,10 +97,12 @@ def main() -> None:
         ls = {k: det.tile_logits(stego[k]) for k in keys}
         results["models"][label] = _metrics(lc, ls, keys)
         cal = det.calibration
-        pc = np.array([cal(float(v)) for v in lc])
-        fused_c = np.maximum(pc, cl_cover)
-        fused_s = {k: np.maximum(np.array([cal(float(v)) for v in ls[k]]), cl_stego[k])
-                   for k in keys}
+
+        def fprs(logits: np.ndarray, det: CNNDetector = det, cal: object = cal) -> np.ndarray:
+            return np.array([learned_fpr(det, cal(float(v))) for v in logits])  # type: ignore
+
+        fused_c = fused(fprs(lc), cl_cover)
+        fused_s = {k: fused(fprs(ls[k]), cl_stego[k]) for k in keys}
         results["models"][f"fusion: {label} + classical"] = _metrics(fused_c, fused_s, keys)
         print(label, {k: round(v["auc"], 3) for k, v in results["models"][label].items()},
               flush=True)
@@ -121,9 +130,10 @@ def section(results: dict, grid: list, note: str) -> str:
 Written by `make compare` (scripts/compare_detectors.py), {when}, {machine_description()}.
 AUC of tile scores on the same {results['n']} test tiles of 256² (gray corpus, test split:
 source photographs unseen in training and validation), one stego per cover per column.
-Classical = the WS/SPA group score that `scan --detector classical` computes; fusion = the
-larger of the learned detector's calibrated score and the classical group score (what `scan`
-does when it runs both groups).  tiles/s: same run, same cover tiles, batch inference for the
+Classical = the WS/SPA group that `scan --detector classical` runs (ranked by its estimated
+false-positive rate); fusion = `scan`'s rule when it runs both groups: each group's statistic
+becomes an estimated FPR on clean images, the image score is that of min(1, 2·min FPR)
+(Bonferroni), see docs/SCAN.md.  tiles/s: same run, same cover tiles, batch inference for the
 CNNs, one `analyse` per tile for the classical group.
 
 {head}

@@ -136,3 +136,20 @@ def test_shipped_models_load_and_fit_budget() -> None:
         det = CNNDetector(m.path, jit=False, malloc_tune=False)
         r = det.detect(np.full((64, 64), 128, np.uint8))
         assert 0.0 <= r.score <= 1.0
+
+
+def test_threshold_at_fpr_is_continuous_and_hits_the_validation_points() -> None:
+    """scan turns CNN scores into estimated FPRs; a step function would rank images badly."""
+    from stegshield.analysis.cnn.inference import CNNDetector
+
+    det = CNNDetector("light-gray")
+    t1, t5 = det.thresholds["0.01"], det.thresholds["0.05"]
+    assert det.threshold_at_fpr(0.01) == pytest.approx(t1, abs=1e-9)
+    assert det.threshold_at_fpr(0.05) == pytest.approx(t5, abs=1e-9)
+    fprs = [1e-5, 1e-4, 1e-3, 0.005, 0.01, 0.02, 0.05, 0.2]
+    ths = [det.threshold_at_fpr(f) for f in fprs]
+    assert all(a > b for a, b in zip(ths, ths[1:], strict=False))  # strictly decreasing
+    from stegshield.scan.thresholds import learned_fpr
+
+    for f in (1e-4, 0.003, 0.03):
+        assert learned_fpr(det, det.threshold_at_fpr(f)) == pytest.approx(f, rel=1e-3)

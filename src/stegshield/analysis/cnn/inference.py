@@ -206,6 +206,25 @@ class CNNDetector:
         """Calibrated-score thresholds by target false-positive rate (keys ``"0.01"``, ...)."""
         return {k: self.calibration(v) for k, v in self.raw_thresholds.items()}
 
+    def threshold_at_fpr(self, fpr: float) -> float:
+        """Score threshold for a false-positive rate ``fpr`` (per image statistic).
+
+        The validation thresholds at 1 % and 5 % give the cover logits' upper tail; between and
+        beyond them the raw threshold is taken linear in log-FPR (a logistic tail, the model the
+        Platt fit and :func:`.calibration.aggregate_max` assume), so every FPR maps to its own
+        threshold (``scan`` turns scores into estimated FPRs with it).  Without two finite
+        points: the Platt map's own tail, ``raw = (logit(1 - fpr) - b) / a``.
+        """
+        fpr = min(max(float(fpr), 1e-12), 1.0 - 1e-12)
+        pts = sorted((float(k), v) for k, v in self.raw_thresholds.items() if math.isfinite(v))
+        if len(pts) >= 2 and pts[0][1] > pts[-1][1]:
+            (f0, t0), (f1, t1) = pts[0], pts[-1]
+            raw = t0 + (math.log(fpr) - math.log(f0)) * (t1 - t0) / (math.log(f1) - math.log(f0))
+        else:
+            cal = self.calibration
+            raw = (math.log((1.0 - fpr) / fpr) - cal.b) / max(cal.a, 1e-6)
+        return self.calibration(raw)
+
     def tile_logits(self, tiles: np.ndarray) -> np.ndarray:
         """Raw logits of a stack of same-shaped gray tiles (N, H, W)."""
         return self.runner(np.asarray(tiles), self.batch)
