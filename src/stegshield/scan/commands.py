@@ -44,8 +44,10 @@ def want_progress(flag: bool | None) -> bool:
 
 detector_option = click.option(
     "--detector", type=click.Choice(DETECTOR_CHOICES), default="auto", show_default=True,
-    help="auto = CNN + classical when a CNN detector is installed, else classical; all = every "
-    "registered detector.")
+    help="auto = the fast default (today the classical WS/SPA group; a learned detector joins "
+    "once it earns its place, see docs/SCAN.md); cnn = purpose-built CNN; pretrained = "
+    "ImageNet EfficientNet-Lite0; classical; all = every registered detector, learned and "
+    "classical groups fused.")
 fpr_option = click.option(
     "--fpr", type=click.FloatRange(min=0, max=0.5, min_open=True), default=None,
     help="Target false-positive rate on clean images  [default: 0.01].")
@@ -115,7 +117,8 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
 
     \b
     PATHS are image files or directories (their image files; all levels with -r).
-    Scores are probabilities of hidden data; verdicts: clean, suspicious, alert
+    Scores: 0.01/(0.01+P), P = estimated share of clean images that score as high
+    (0.5 = alert at the default --fpr); verdicts: clean, suspicious, alert
     (too_small and error are reported per file and never stop the scan).
     """
     from .output import Summary, make_writer
