@@ -127,3 +127,18 @@ def test_linear_probe_cli_writes_a_scanning_detector(tmp_path: Path) -> None:
     assert det.name == "pretrained"
     res = det.detect(_smooth(np.random.default_rng(9), 100))
     assert 0.0 <= res.score <= 1.0 and res.tile_map is not None and res.tile_map.shape == (1, 1)
+
+
+def test_batchnorm_statistics_follow_fine_tuning() -> None:
+    """Running statistics must track the data within a few batches (the TF port's 0.01 did not)."""
+    m = EffNetLite0(stem_stride=2)
+    m.train()
+    x = torch.rand(8, 1, 32, 32) * 50 + 200  # bright: far from the initial statistics
+    with torch.no_grad():
+        for _ in range(20):
+            m(x)
+    with torch.no_grad():
+        target = ((x.expand(-1, 3, -1, -1) - m.mean) / m.std)
+        stem = m.body._conv_stem(target)
+        batch_mean = stem.mean(dim=(0, 2, 3))
+    assert torch.allclose(m.body._bn0.running_mean, batch_mean, rtol=0.2, atol=0.05)
