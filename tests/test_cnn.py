@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -148,7 +150,7 @@ def test_threshold_at_fpr_is_continuous_and_hits_the_validation_points() -> None
     assert det.threshold_at_fpr(0.05) == pytest.approx(t5, abs=1e-9)
     fprs = [1e-5, 1e-4, 1e-3, 0.005, 0.01, 0.02, 0.05, 0.2]
     ths = [det.threshold_at_fpr(f) for f in fprs]
-    assert all(a > b for a, b in zip(ths, ths[1:], strict=False))  # strictly decreasing
+    assert all(a > b for a, b in itertools.pairwise(ths))  # strictly decreasing
     from stegshield.scan.thresholds import learned_fpr
 
     for f in (1e-4, 0.003, 0.03):
