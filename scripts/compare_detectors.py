@@ -58,6 +58,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--out", default=str(ROOT / "out/compare"))
     ap.add_argument("--benchmarks", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--fisher", action="store_true",
+                    help="Also rank by Fisher's combination of the two groups' FPRs.")
     ap.add_argument("--note", default="", help="Added under the table (e.g. how timed).")
     args = ap.parse_args()
 
@@ -82,6 +84,12 @@ def main() -> None:
         """scan's fusion of two groups: score of min(1, 2 min(p_g)) (Bonferroni)."""
         p = np.minimum(1.0, 2.0 * np.fmin(p_learned, p_classical))
         return np.array([score_of_fpr(float(v)) for v in p])
+
+    def fisher(p_learned: np.ndarray, p_classical: np.ndarray) -> np.ndarray:
+        """Fisher's combination (for comparison): -2 sum ln p_g, chi-square with 4 d.o.f."""
+        s = -2.0 * (np.log(np.clip(p_learned, 1e-300, 1)) + np.log(np.clip(p_classical, 1e-300,
+                                                                             1)))
+        return -np.exp(-s / 2) * (1 + s / 2)  # minus the combined p-value
     specs = args.model or DEFAULT_MODELS
     for spec in specs:
         label, _, path = spec.partition("=")
@@ -104,6 +112,10 @@ def main() -> None:
         fused_c = fused(fprs(lc), cl_cover)
         fused_s = {k: fused(fprs(ls[k]), cl_stego[k]) for k in keys}
         results["models"][f"fusion: {label} + classical"] = _metrics(fused_c, fused_s, keys)
+        if args.fisher:
+            pc = fprs(lc)
+            results["models"][f"Fisher: {label} + classical"] = _metrics(
+                fisher(pc, cl_cover), {k: fisher(fprs(ls[k]), cl_stego[k]) for k in keys}, keys)
         print(label, {k: round(v["auc"], 3) for k, v in results["models"][label].items()},
               flush=True)
     out = Path(args.out)
