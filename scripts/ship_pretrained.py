@@ -31,18 +31,21 @@ def card(name: str, meta: dict, cmp: dict, label: str, command: str) -> str:
         f"| {lab} | " + " | ".join(f"{v[k]['auc']:.3f}" for k in keys) + " |"
         for lab, v in cmp["models"].items() if lab != label)
     if probe:
+        grid = ", ".join(f"{g['l2']:g}: {g['val_auc']:.4f}" for g in probe["grid"])
         how = (f"frozen ImageNet features (stem stride {meta['config'].get('stem_stride')}) + "
                f"logistic regression, L2 {probe['l2']:g} chosen by validation AUC "
-               f"({probe['val_auc']:.4f}) over {probe['grid']}; {probe['train_covers']} training "
+               f"({probe['val_auc']:.4f}; by L2: {grid}); {probe['train_covers']} training "
                f"covers, {probe['train_pairs']} stego")
     else:
+        early = tr.get("early_algorithms") or []
+        algs_first = (f", algorithm curriculum {', '.join(early)} first for "
+                      f"{tr.get('alg_stage_epochs')} epoch(s)" if early else "")
         how = (f"fine-tuned end to end from ImageNet, stem stride "
-               f"{meta['config'].get('stem_stride')}; epochs {tr.get('epochs')}, best epoch "
+               f"{meta['config'].get('stem_stride', 1)}; epochs {tr.get('epochs')}, best epoch "
                f"{meta.get('epoch')} (validation AUC {meta.get('val_auc', float('nan')):.4f}); "
                f"batch {tr.get('batch_pairs')} pairs of {tr.get('crop')}² crops, AdamW lr "
                f"{tr.get('lr')}, payload curriculum {tr.get('rates')} every "
-               f"{tr.get('stage_epochs')} epochs, algorithm curriculum "
-               f"{tr.get('early_algorithms')} first for {tr.get('alg_stage_epochs')} epoch(s), "
+               f"{tr.get('stage_epochs')} epochs{algs_first}, "
                f"sampling weight 1/(tiles of the photo)^{tr.get('group_balance')}")
     algs = ", ".join(tr.get("algorithms", [])) if tr else ""
     return f"""# Model card: `{name}` (`--detector pretrained`)

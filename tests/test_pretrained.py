@@ -142,3 +142,51 @@ def test_batchnorm_statistics_follow_fine_tuning() -> None:
         stem = m.body._conv_stem(target)
         batch_mean = stem.mean(dim=(0, 2, 3))
     assert torch.allclose(m.body._bn0.running_mean, batch_mean, rtol=0.2, atol=0.05)
+
+
+def test_model_card_renders_probe_and_fine_tuned_runs() -> None:
+    """scripts/ship_pretrained.py: both recipes give a recipe line without Python reprs/None."""
+    import importlib.util
+    from dataclasses import asdict
+
+    from stegshield.training.linear_probe import ProbeConfig
+    from stegshield.training.train import TrainConfig
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "ship_pretrained.py"
+    spec = importlib.util.spec_from_file_location("ship_pretrained", path)
+    assert spec is not None and spec.loader is not None
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    cmp = {"n": 4, "speed": {"m": 40.0},
+           "models": {"m": {"lsbr@0.1": {"auc": 0.9, "tpr1": 0.5}},
+                      "classical (WS+SPA)": {"lsbr@0.1": {"auc": 0.99, "tpr1": 0.9}}}}
+    common = {"arch": "effnet-lite0", "tile": 256, "calibration": {"a": 0.5, "b": 0.0},
+              "thresholds": {"0.01": 0.4, "0.05": 0.3}, "val_pairs": 10}
+    probe = {**common, "config": {"stem_stride": 2, "frozen": True}, "train": asdict(ProbeConfig()),
+             "probe": {"grid": [{"l2": 1e-3, "train_auc": 0.7, "val_auc": 0.55},
+                                {"l2": 0.1, "train_auc": 0.6, "val_auc": 0.56}],
+                       "l2": 0.1, "val_auc": 0.56, "train_covers": 5, "train_pairs": 10}}
+    tuned = {**common, "config": {}, "epoch": 3, "val_auc": 0.8,
+             "train": asdict(TrainConfig(arch="effnet-lite0", init="imagenet"))}
+    for meta, recipe in ((probe, "L2 0.1 chosen by validation AUC (0.5600; by L2: 0.001: "
+                                 "0.5500, 0.1: 0.5600)"),
+                         (tuned, "stem stride 1; epochs 30, best epoch 3")):
+        text = ship.card("effnet-lite0", meta, cmp, "m", "cmd")
+        line = next(t for t in text.splitlines() if t.startswith("* **Recipe**"))
+        assert recipe in line
+        assert "None" not in line and "{'" not in line and "[]" not in line
+        assert "| classical (WS+SPA) | 0.990 |" in text
+
+
+def test_tf_scaling_and_float32_inference() -> None:
+    """The TF-converted weights expect (x - 127) / 128; the pretrained model never runs in
+    bfloat16 at scan time (its calibration is float32)."""
+    from stegshield.analysis.cnn.inference import _Runner
+
+    m = EffNetLite0(stem_stride=2, norm="tf")
+    assert torch.allclose(m.mean, torch.full((1, 3, 1, 1), 127.0))
+    assert torch.allclose(m.std, torch.full((1, 3, 1, 1), 128.0))
+    with pytest.raises(ValueError, match="unknown norm"):
+        EffNetLite0(norm="bogus")
+    runner = _Runner(m, bf16=True, jit=False)
+    assert all(p.dtype == torch.float32 for p in runner.model.parameters())

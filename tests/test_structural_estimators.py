@@ -198,3 +198,25 @@ def test_spa_native_histogram_matches_numpy_reference(shape: tuple[int, int]) ->
     x = rng.integers(0, 256, shape, dtype=np.uint8)
     a, b = spa_estimate(x), spa_estimate(x.astype(np.int16))
     assert (np.isnan(a) and np.isnan(b)) or a == pytest.approx(b, rel=1e-12, abs=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0)])
+def test_spa_empty_plane_is_undefined_not_an_error(shape: tuple[int, int]) -> None:
+    """An empty uint8 plane gives nan (raw nan, score 0.5), as on the numpy path."""
+    x = np.zeros(shape, dtype=np.uint8)
+    assert np.isnan(spa_estimate(x))
+    res = get_detector("spa").detect(x)
+    assert np.isnan(res.raw) and res.score == 0.5
+
+
+def test_native_passes_accept_channel_views() -> None:
+    """Strided planes (a colour channel, a flipped view) reach the C kernels contiguously."""
+    from stegshield.analysis.structural import ws
+
+    rgb = np.random.default_rng(11).integers(0, 256, (45, 70, 3), dtype=np.uint8)
+    for view in (rgb[:, :, 1], rgb[::-1, ::3, 2]):
+        ref = np.ascontiguousarray(view)
+        assert spa_estimate(view) == spa_estimate(ref)
+        fast, slow = ws.ws_statistics(view, tile=16), ws.ws_statistics(ref, tile=16)
+        assert fast[0] == slow[0] and fast[1] == slow[1]
+        np.testing.assert_array_equal(fast[2], slow[2])

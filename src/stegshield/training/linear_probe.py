@@ -8,7 +8,8 @@ photos).  The fitted standardisation is folded into the model's linear head, so 
 ordinary stegshield model file (safetensors) that the tiled CNN inference path runs as is.
 
 Backbone weights are rounded to float16 *before* features are extracted, exactly as they are
-stored in the shipped file, so the classifier sees the features the detector will compute.
+stored in the shipped file, and the model runs in float32 at scan time too
+(``EffNetLite0.bf16_inference``), so the classifier sees the features the detector computes.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class ProbeConfig:
     out: str = "out/train/effnet-frozen"
     tile: int = 256
     stem_stride: int = 2
+    norm: str = "tf"
     algorithms: list[str] = field(
         default_factory=lambda: ["lsbr", "lsbm", "hill", "suniward", "wow", "hide", "seq-lsb"])
     rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
@@ -109,7 +111,7 @@ def linear_probe(cfg: ProbeConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    model = EffNetLite0(stem_stride=cfg.stem_stride, frozen=True)
+    model = EffNetLite0(stem_stride=cfg.stem_stride, frozen=True, norm=cfg.norm)
     model.load_imagenet()
     with torch.no_grad():  # the precision the shipped file stores (float16)
         for p in model.body.parameters():
@@ -143,6 +145,6 @@ def linear_probe(cfg: ProbeConfig) -> dict[str, Any]:
             "train_covers": int((ytr == 0).sum()), "seconds": round(time.time() - t0, 1)}
     save_model(out / "best.safetensors", model,
                {"arch": "effnet-lite0", "config": {"stem_stride": cfg.stem_stride,
-                                                  "frozen": True},
+                                                  "frozen": True, "norm": cfg.norm},
                 "probe": info, "train": asdict(cfg)}, half=True)
     return info

@@ -334,14 +334,17 @@ def calibrate_and_export(model_path: str | Path, out_path: str | Path, cfg: Trai
     give the Platt map and the raw thresholds at 1 % / 5 % false positives (of cover tiles).
     """
     from ..analysis.cnn.calibration import fit_calibration, fpr_thresholds
-    from ..analysis.cnn.inference import load_model
+    from ..analysis.cnn.inference import _Runner, load_model
 
     model, meta = load_model(model_path)
     val = _val_tiles(cfg)
     pairs = fixed_pairs(val, cfg.algorithms, cfg.val_rates, cfg.seed + 2000, crop=None)
     x = [p[0] for p in pairs] + [p[1] for p in pairs]
     y = np.r_[np.zeros(len(pairs)), np.ones(len(pairs))]
-    logits = predict(model, x)
+    # the inference path itself (bfloat16 body where the model allows it), so that the
+    # calibration and thresholds describe the logits a scan computes
+    copy, _ = load_model(model_path)  # the runner converts its model in place
+    logits = _Runner(copy, bf16=True, jit=False)(np.stack(x)).astype(np.float64)
     cal = fit_calibration(logits, y)
     meta = {**meta, "tile": tile, "calibration": {"a": cal.a, "b": cal.b},
             "thresholds": fpr_thresholds(logits, y), "val_pairs": len(pairs),

@@ -89,6 +89,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
             raise click.UsageError("--linear-probe needs --arch effnet-lite0")
         info = probe(ProbeConfig(covers=covers, out=out, tile=tile,
                                  stem_stride=int(cfg.arch_config.get("stem_stride", 2)),
+                                 norm=str(cfg.arch_config.get("norm", "tf")),
                                  algorithms=cfg.algorithms, rates=cfg.rates, seed=seed,
                                  threads=threads, limit=limit, progress=progress))
         cfg.val_rates = cfg.rates

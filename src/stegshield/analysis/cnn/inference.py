@@ -133,7 +133,8 @@ class _Runner:
     def __init__(self, model: nn.Module, bf16: bool, jit: bool, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        if bf16 and hasattr(self.model, "set_body_dtype"):
+        if (bf16 and hasattr(self.model, "set_body_dtype")
+                and getattr(self.model, "bf16_inference", True)):
             self.model.set_body_dtype(torch.bfloat16)
         self.model = self.model.to(memory_format=torch.channels_last)
         self.jit = jit

@@ -110,7 +110,7 @@ def _smaller_payload_root(a: float, b: float, c: float) -> float:
 def spa_estimate(x: np.ndarray) -> float:
     """SPA payload estimate (bits per pixel) of a 2-D ``uint8`` plane (unclipped)."""
     xa = np.asarray(x)
-    if xa.dtype == np.uint8 and xa.ndim == 2:  # one C pass over both pair directions
+    if xa.dtype == np.uint8 and xa.ndim == 2 and xa.size:  # one C pass, both directions
         from ... import _native
 
         hist = np.empty(511 * 2, dtype=np.int64)
