@@ -220,7 +220,8 @@ def render(meta: dict[str, object], local: dict[int, dict[str, float]],
              f"Detector `{meta['detector']}`; folder of {meta['images']} mixed-size images "
              f"({meta['mp']:.0f} megapixels, 96-1024 px per side, PNG/BMP/WebP/JPEG, ~10 % with "
              "LSB-replacement payloads). Load average at start: "
-             f"{meta['load']}. The machine is shared, so treat figures as lower bounds.", "",
+             f"{meta['load']}. The machine is shared, so treat figures as lower bounds."
+             + (f" {meta['note']}" if meta.get("note") else ""), "",
              "| run | images/s | megapixels/s | wall s | CPU s used | megapixels per CPU-s |",
              "|---|---:|---:|---:|---:|---:|"]
     for jobs, r in local.items():
@@ -268,6 +269,8 @@ def main() -> None:
     ap.add_argument("--detector", default="classical")
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--http-seconds", type=float, default=20.0)
+    ap.add_argument("--note", default="", help="Sentence added to the section's header "
+                    "(e.g. how other jobs were kept off the cores).")
     ap.add_argument("--skip-dask", action="store_true")
     ap.add_argument("--skip-http", action="store_true")
     args = ap.parse_args()
@@ -310,7 +313,7 @@ def main() -> None:
         meta: dict[str, object] = {
             "date": time.strftime("%Y-%m-%d"), "detector": args.detector,
             "images": len(paths), "mp": mp, "load": load, "clients": args.clients,
-            "http_seconds": args.http_seconds,
+            "http_seconds": args.http_seconds, "note": args.note,
             "machine": f"{os.cpu_count()} CPUs ({cpu}), Python {platform.python_version()}"}
         replace_section(args.out, SECTION, render(meta, local, dask, http, peaks))
         print(f"wrote the {SECTION!r} section of {args.out}", file=sys.stderr)

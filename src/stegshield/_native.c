@@ -292,6 +292,51 @@ done:
  * w = 1 / (moderation + local variance), and the per-tile sums of w, w d (x - pred) and
  * w d F(d) (the bias term), d = +1 on odd pixels, -1 on even ones.  out: 3 x ty x tx doubles,
  * tiles of `tile` pixels (tile = 0: one tile).  Mirrors analysis/structural/ws.py. */
+/* per-pixel terms of one interior row; KB is a constant in each instance so that the loop has
+ * no control flow and vectorises (the clamps compile to min/max) */
+#define WS_ROW(NAME, KB)                                                                        \
+static void NAME(const uint8_t *restrict a, const uint8_t *restrict b,                          \
+                 const uint8_t *restrict c, Py_ssize_t W, float moderation,                     \
+                 float *restrict ow, float *restrict on, float *restrict ob) {                  \
+    for (Py_ssize_t j = 1; j < W - 1; j++) {                                                    \
+        float u = a[j], dn = c[j], l = b[j - 1], r = b[j + 1];                                  \
+        float ul = a[j - 1], ur = a[j + 1], dl = c[j - 1], dr = c[j + 1];                       \
+        float cross = u + dn + l + r, diag = ul + ur + dl + dr;                                 \
+        float cross2 = u * u + dn * dn + l * l + r * r;                                         \
+        /* parity maps: +1 odd, -1 even */                                                      \
+        float dcross = (float)(((a[j] & 1) << 1) - 1) + (float)(((c[j] & 1) << 1) - 1) +       \
+                       (float)(((b[j - 1] & 1) << 1) - 1) + (float)(((b[j + 1] & 1) << 1) - 1); \
+        float pred, var, fd;                                                                    \
+        if (KB) {                                                                               \
+            float diag2 = ul * ul + ur * ur + dl * dl + dr * dr;                                \
+            float mean = (cross + diag) * 0.125f;                                               \
+            var = (cross2 + diag2) * 0.125f;                                                    \
+            var = var - mean * mean;                                                            \
+            pred = cross * 0.5f - diag * 0.25f;                                                 \
+            float ddiag = (float)(((a[j - 1] & 1) << 1) - 1) +                                  \
+                          (float)(((a[j + 1] & 1) << 1) - 1) +                                  \
+                          (float)(((c[j - 1] & 1) << 1) - 1) +                                  \
+                          (float)(((c[j + 1] & 1) << 1) - 1);                                   \
+            fd = dcross * 0.5f - ddiag * 0.25f;                                                 \
+        } else {                                                                                \
+            pred = cross * 0.25f;                                                               \
+            var = cross2 * 0.25f;                                                               \
+            var = var - pred * pred;                                                            \
+            fd = dcross * 0.25f;                                                                \
+        }                                                                                       \
+        pred = pred > 0.f ? pred : 0.f;                                                         \
+        pred = pred < 255.f ? pred : 255.f;                                                     \
+        var = var > 0.f ? var : 0.f;                                                            \
+        float w = 1.0f / (var + moderation);                                                    \
+        float wd = w * (float)(((b[j] & 1) << 1) - 1);                                          \
+        ow[j] = w;                                                                              \
+        on[j] = ((float)b[j] - pred) * wd;                                                      \
+        ob[j] = fd * wd;                                                                        \
+    }                                                                                           \
+}
+WS_ROW(ws_row_kb, 1)
+WS_ROW(ws_row_fg, 0)
+
 static PyObject *ws_tiles(PyObject *self, PyObject *args) {
     Py_buffer x_b, out_b;
     Py_ssize_t H, W, tile;
@@ -307,59 +352,37 @@ static PyObject *ws_tiles(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "ws_tiles: inconsistent buffer sizes");
         goto done;
     }
+    float *buf = malloc(sizeof(float) * (size_t)(3 * W));
+    if (!buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
     {
         const uint8_t *x = (const uint8_t *)x_b.buf;
         double *out = (double *)out_b.buf;
+        float *rw = buf, *rn = buf + W, *rb = buf + 2 * W;
         Py_BEGIN_ALLOW_THREADS
         memset(out, 0, (size_t)(3 * ty * tx) * sizeof(double));
         double *sw = out, *sn = out + ty * tx, *sb = out + 2 * ty * tx;
         for (Py_ssize_t i = 1; i < H - 1; i++) {
-            const uint8_t *a = x + (i - 1) * W, *b = x + i * W, *c = x + (i + 1) * W;
+            (kb ? ws_row_kb : ws_row_fg)(x + (i - 1) * W, x + i * W, x + (i + 1) * W, W,
+                                         (float)moderation, rw, rn, rb);
             Py_ssize_t trow = (i / T) * tx;
-            double accw = 0, accn = 0, accb = 0;
-            Py_ssize_t cur = 1 / T;
-            for (Py_ssize_t j = 1; j < W - 1; j++) {
-                Py_ssize_t tcol = j / T;
-                if (tcol != cur) {
-                    sw[trow + cur] += accw; sn[trow + cur] += accn; sb[trow + cur] += accb;
-                    accw = accn = accb = 0;
-                    cur = tcol;
+            for (Py_ssize_t t = 0; t < tx; t++) {  /* tile columns: interior part only */
+                Py_ssize_t j0 = t * T < 1 ? 1 : t * T, j1 = (t + 1) * T > W - 1 ? W - 1 : (t + 1) * T;
+                double accw = 0, accn = 0, accb = 0;
+                for (Py_ssize_t j = j0; j < j1; j++) {
+                    accw += rw[j];
+                    accn += rn[j];
+                    accb += rb[j];
                 }
-                float u = a[j], dn = c[j], l = b[j - 1], r = b[j + 1];
-                float ul = a[j - 1], ur = a[j + 1], dl = c[j - 1], dr = c[j + 1];
-                float cross = u + dn + l + r, diag = ul + ur + dl + dr;
-                float cross2 = u * u + dn * dn + l * l + r * r;
-                float pred, var, fd;
-                /* parity maps: +1 odd, -1 even */
-                float du = (a[j] & 1) ? 1.f : -1.f, ddn = (c[j] & 1) ? 1.f : -1.f;
-                float dl_ = (b[j - 1] & 1) ? 1.f : -1.f, dr_ = (b[j + 1] & 1) ? 1.f : -1.f;
-                float dcross = du + ddn + dl_ + dr_;
-                if (kb) {
-                    float diag2 = ul * ul + ur * ur + dl * dl + dr * dr;
-                    float mean = (cross + diag) * 0.125f;
-                    var = (cross2 + diag2) * 0.125f - mean * mean;
-                    pred = cross * 0.5f - diag * 0.25f;
-                    float ddiag = ((a[j - 1] & 1) ? 1.f : -1.f) + ((a[j + 1] & 1) ? 1.f : -1.f) +
-                                  ((c[j - 1] & 1) ? 1.f : -1.f) + ((c[j + 1] & 1) ? 1.f : -1.f);
-                    fd = dcross * 0.5f - ddiag * 0.25f;
-                } else {
-                    pred = cross * 0.25f;
-                    var = cross2 * 0.25f - pred * pred;
-                    fd = dcross * 0.25f;
-                }
-                if (pred < 0.f) pred = 0.f;
-                if (pred > 255.f) pred = 255.f;
-                if (var < 0.f) var = 0.f;
-                float w = 1.0f / (var + (float)moderation);
-                float d = (b[j] & 1) ? 1.f : -1.f;
-                float wd = w * d;
-                accw += w;
-                accn += ((float)b[j] - pred) * wd;
-                accb += fd * wd;
+                sw[trow + t] += accw;
+                sn[trow + t] += accn;
+                sb[trow + t] += accb;
             }
-            sw[trow + cur] += accw; sn[trow + cur] += accn; sb[trow + cur] += accb;
         }
         Py_END_ALLOW_THREADS
+        free(buf);
         result = Py_None;
         Py_INCREF(result);
     }
