@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -402,3 +403,19 @@ def test_calibrate_corpus_and_weighted_quantiles(tmp_path: Path,
     calibrate.main(["--corpus", str(tmp_path), "--splits", "test", "--evaluate"])
     report = json.loads(capsys.readouterr().out)["classical"]
     assert report["n"] == 1 and report["groups"] == 1 and len(report["evaluation"]) == 9
+
+
+def test_worker_processes_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--jobs workers cap torch's threads so that N processes do not each use every core."""
+    torch = pytest.importorskip("torch")
+    from stegshield.scan import scanner as sc
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    try:
+        sc._init_worker(sc.ScanOptions(detector="classical"), threads=1)
+        assert torch.get_num_threads() == 1
+        assert os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
+        sc._WORKER = None
