@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: demo test lint bench train clean browser lock
+.PHONY: demo test lint bench train train-pretrained compare clean browser lock
 
 # requirements.lock pins every dependency's version (regenerate with `make lock`).
 $(STAMP): pyproject.toml requirements.lock
@@ -37,6 +37,19 @@ bench: $(STAMP)
 
 train: $(STAMP)
 	nice -n 5 $(PY) scripts/train.py
+
+# ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
+# the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping
+# of (b) as `--detector pretrained` (see docs/CNN.md).
+train-pretrained: $(STAMP)
+	nice -n 5 $(VENV)/bin/stegshield train --covers .cache/corpus/gray --out out/train/effnet-frozen-tf --arch effnet-lite0 --arch-config '{"stem_stride": 2, "norm": "tf"}' --linear-probe --tile 256 --rates 0.4,0.2 --seed 1 --no-progress
+	nice -n 5 $(VENV)/bin/stegshield train --covers .cache/corpus/gray --out out/train/effnet-ft --arch effnet-lite0 --arch-config '{"stem_stride": 1}' --init imagenet --lr 5e-4 --epochs 5 --rates 0.4,0.2 --stage-epochs 2 --early-algorithms lsbm,lsbr --alg-stage-epochs 1 --group-balance 0.5 --workers 1 --threads 2 --patience 4 --seed 1 --no-progress
+	$(MAKE) compare
+	$(PY) scripts/ship_pretrained.py --detector out/train/effnet-ft/detector.safetensors --label "pretrained fine-tuned, stride 1 (b)" --command "make train-pretrained"
+
+# Every detector family on the same test pairs, one run -> BENCHMARKS.md `## Detector comparison`
+compare: $(STAMP)
+	$(PY) scripts/compare_detectors.py --fisher --model "cnn light-gray=light-gray" --model "pretrained frozen + logistic (a)=out/train/effnet-frozen-tf/detector.safetensors" --model "pretrained fine-tuned, stride 1 (b)=out/train/effnet-ft/detector.safetensors"
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis

@@ -150,6 +150,7 @@ CNNs, one `analyse` per tile for the classical group.
 
 {head}
 {chr(10).join(rows)}
+
 {note}
 """
 

@@ -190,3 +190,26 @@ def test_tf_scaling_and_float32_inference() -> None:
         EffNetLite0(norm="bogus")
     runner = _Runner(m, bf16=True, jit=False)
     assert all(p.dtype == torch.float32 for p in runner.model.parameters())
+
+
+def test_shipped_pretrained_model_scans(tmp_path: Path) -> None:
+    """`stegshield scan --detector pretrained` runs the shipped EfficientNet-Lite0 (safetensors
+    only) and reports its calibrated score; `stegshield models` lists it with its card."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from stegshield.analysis.cnn.inference import list_models
+    from stegshield.scan.commands import scan
+
+    shipped = {m.name: m for m in list_models()}
+    assert "effnet-lite0" in shipped
+    info = shipped["effnet-lite0"]
+    assert info.size_bytes < 8_000_000 and info.path.with_suffix(".md").exists()
+    assert info.meta["arch"] == "effnet-lite0" and "calibration" in info.meta
+    img = tmp_path / "x.png"
+    Image.fromarray(_smooth(np.random.default_rng(5), 96)).save(img)
+    r = CliRunner().invoke(scan, [str(img), "--detector", "pretrained", "--format", "jsonl"])
+    assert r.exit_code in (0, 1), r.output
+    rec = json.loads(r.output.strip().splitlines()[0])
+    assert rec["verdict"] in ("clean", "suspicious", "alert")
+    assert 0.0 <= rec["detectors"]["pretrained"] <= 1.0
