@@ -13,11 +13,7 @@ pytest.importorskip("efficientnet_lite_pytorch")
 
 from stegshield.analysis.pretrained.model import EffNetLite0  # noqa: E402
 
-
-def _smooth(rng: np.random.Generator, n: int) -> np.ndarray:
-    yy, xx = np.mgrid[:n, :n]
-    base = 120 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
-    return np.clip(base + rng.normal(0, 4, (n, n)), 0, 255).astype(np.uint8)
+from imagegen import smooth_tile, tile_corpus  # noqa: E402
 
 
 def test_stem_stride_one_keeps_full_resolution() -> None:
@@ -93,18 +89,7 @@ def test_fit_logistic_separates_and_folds() -> None:
 
 
 def _corpus(root: Path) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(3)
-    rows = []
-    for split, n in (("train", 6), ("val", 4)):
-        (root / split / "64").mkdir(parents=True)
-        for i in range(n):
-            p = f"{split}/64/t{i}.png"
-            Image.fromarray(_smooth(rng, 64)).save(root / p)
-            rows.append({"path": p, "split": split, "tile": 64, "group": f"{split}{i}"})
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
+    return tile_corpus(root, 64, {"train": 6, "val": 4}, seed=3)
 
 
 def test_linear_probe_cli_writes_a_scanning_detector(tmp_path: Path) -> None:
@@ -125,7 +110,7 @@ def test_linear_probe_cli_writes_a_scanning_detector(tmp_path: Path) -> None:
     det_path = tmp_path / "o" / "detector.safetensors"
     det = get_detector("pretrained", model=str(det_path))
     assert det.name == "pretrained"
-    res = det.detect(_smooth(np.random.default_rng(9), 100))
+    res = det.detect(smooth_tile(np.random.default_rng(9), 100))
     assert 0.0 <= res.score <= 1.0 and res.tile_map is not None and res.tile_map.shape == (1, 1)
 
 
@@ -207,7 +192,7 @@ def test_shipped_pretrained_model_scans(tmp_path: Path) -> None:
     assert info.size_bytes < 8_000_000 and info.path.with_suffix(".md").exists()
     assert info.meta["arch"] == "effnet-lite0" and "calibration" in info.meta
     img = tmp_path / "x.png"
-    Image.fromarray(_smooth(np.random.default_rng(5), 96)).save(img)
+    Image.fromarray(smooth_tile(np.random.default_rng(5), 96)).save(img)
     r = CliRunner().invoke(scan, [str(img), "--detector", "pretrained", "--format", "jsonl"])
     assert r.exit_code in (0, 1), r.output
     rec = json.loads(r.output.strip().splitlines()[0])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,11 +19,7 @@ from stegshield.training.data import (  # noqa: E402
     embed,
 )
 
-
-def _smooth(rng: np.random.Generator, n: int) -> np.ndarray:
-    yy, xx = np.mgrid[:n, :n]
-    base = 120 + 60 * np.sin(xx / 5.0) * np.cos(yy / 7.0)
-    return np.clip(base + rng.normal(0, 4, (n, n)), 0, 255).astype(np.uint8)
+from imagegen import smooth_tile, tile_corpus  # noqa: E402
 
 
 def test_augmentation_identical_for_cover_and_stego() -> None:
@@ -42,7 +37,7 @@ def test_augmentation_identical_for_cover_and_stego() -> None:
 
 @pytest.mark.parametrize("alg", ALGORITHMS)
 def test_embed_changes_by_at_most_one(alg: str) -> None:
-    x = _smooth(np.random.default_rng(1), 64)
+    x = smooth_tile(np.random.default_rng(1), 64)
     y = embed(x, alg, 0.4, np.random.default_rng(2))
     d = y.astype(int) - x.astype(int)
     assert np.abs(d).max() == 1 and 0.005 < (d != 0).mean() < 0.3
@@ -59,7 +54,7 @@ def test_curriculum_goes_high_to_low() -> None:
 
 def test_pair_batches() -> None:
     rng = np.random.default_rng(3)
-    ts = TileSet([_smooth(rng, 40) for _ in range(4)], [{"path": str(i)} for i in range(4)])
+    ts = TileSet([smooth_tile(rng, 40) for _ in range(4)], [{"path": str(i)} for i in range(4)])
     ds = PairDataset(ts, ["lsbm", "hill"], [0.4], seed=5, crop=32)
     a = ds[(0, 1)]
     b = ds[(0, 1)]
@@ -70,18 +65,7 @@ def test_pair_batches() -> None:
 
 
 def _corpus(root: Path) -> Path:
-    from PIL import Image
-
-    rng = np.random.default_rng(7)
-    rows = []
-    for split, n in (("train", 8), ("val", 4)):
-        (root / split / "32").mkdir(parents=True)
-        for i in range(n):
-            p = f"{split}/32/t{i}.png"
-            Image.fromarray(_smooth(rng, 32)).save(root / p)
-            rows.append({"path": p, "split": split, "tile": 32, "group": f"{split}{i}"})
-    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return root
+    return tile_corpus(root, 32, {"train": 8, "val": 4}, seed=7)
 
 
 def _cfg(tmp: Path, out: str, **kw: object):
@@ -137,7 +121,7 @@ def test_algorithm_curriculum_and_group_weights() -> None:
     from stegshield.training.data import EpochSampler, group_weights
 
     rng = np.random.default_rng(4)
-    ts = TileSet([_smooth(rng, 40) for _ in range(6)], [{"path": str(i)} for i in range(6)])
+    ts = TileSet([smooth_tile(rng, 40) for _ in range(6)], [{"path": str(i)} for i in range(6)])
     ds = PairDataset(ts, ["lsbm", "lsbr", "hill"], [0.4, 0.2], seed=1, crop=32, stage_epochs=1,
                      early_algorithms=["lsbm", "lsbr"], alg_stage_epochs=2)
     assert ds.active_algorithms(0) == ["lsbm", "lsbr"]
