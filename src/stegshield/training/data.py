@@ -333,27 +333,31 @@ class EpochSampler:
     """
 
     def __init__(self, n: int, seed: int, shuffle: bool = True,
-                 weights: np.ndarray | None = None) -> None:
-        self.n, self.seed, self.shuffle = n, seed, shuffle
+                 weights: np.ndarray | None = None, repeats: int = 1) -> None:
+        if repeats < 1:
+            raise ValueError("repeats must be >= 1")
+        self.n, self.seed, self.shuffle, self.repeats = n, seed, shuffle, repeats
         self.weights = None if weights is None else np.asarray(weights, np.float64)
         self.epoch = 0
         self.skip = 0
 
     def order(self, epoch: int) -> np.ndarray:
+        """Tile indices of ``epoch``: ``repeats`` passes (one epoch of a fast GPU run can
+        cover the tiles several times, so that validation and checkpoints stay occasional)."""
         if not self.shuffle:
-            return np.arange(self.n)
+            return np.tile(np.arange(self.n), self.repeats)
         rng = np.random.default_rng([self.seed, epoch, 7])
         if self.weights is not None:  # n draws with replacement, probability ∝ weight
-            return rng.choice(self.n, size=self.n, replace=True,
+            return rng.choice(self.n, size=self.n * self.repeats, replace=True,
                               p=self.weights / self.weights.sum())
-        return rng.permutation(self.n)
+        return np.concatenate([rng.permutation(self.n) for _ in range(self.repeats)])
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         for i in self.order(self.epoch)[self.skip:]:
             yield (self.epoch, int(i))
 
     def __len__(self) -> int:
-        return self.n - self.skip
+        return self.n * self.repeats - self.skip
 
 
 def collate_pairs(batch: list[tuple[np.ndarray, np.ndarray, int, float]]) -> dict[str, object]:

@@ -73,6 +73,9 @@ class TrainConfig:
     workers: int = 1
     threads: int = 2
     device: str = "cpu"
+    stego_on_device: bool | None = None  # None: on when the device is a GPU (torch_stego)
+    epoch_repeats: int = 1  # passes over the tiles per epoch (validation once per epoch)
+    max_minutes: float | None = None  # time budget: the cosine schedule ends with it
     checkpoint_every: int = 50
     stop_after_steps: int | None = None  # simulate an interruption (tests)
     progress: bool = True
@@ -98,11 +101,13 @@ def predict(model: nn.Module, images: Sequence[np.ndarray], device: torch.device
     return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
-def _lr_at(step: int, total: int, cfg: TrainConfig) -> float:
-    """Linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017)."""
+def _lr_at(step: int, total: int, cfg: TrainConfig, time_frac: float = 0.0) -> float:
+    """Linear warm-up then cosine decay (Loshchilov & Hutter, SGDR, 2017); with a time budget
+    the decay follows whichever of steps and time is further along (``time_frac``)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     t = min(1.0, (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps))
+    t = max(t, min(1.0, time_frac))
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * t)))
 
 
@@ -187,6 +192,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     for a in cfg.algorithms:
         if a not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {a!r}; choose from {', '.join(ALGORITHMS)}")
+    on_device = cfg.stego_on_device if cfg.stego_on_device is not None else (
+        device.type == "cuda")
+    if on_device and cfg.stego:
+        raise ValueError("--stego folders are read by the CPU loader; drop --stego-on-device")
     if cfg.stego:
         from .data import StegoFolderDataset
 
@@ -195,8 +204,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         train_ds = PairDataset(_train_tiles(cfg), cfg.algorithms, cfg.rates, cfg.seed, cfg.crop,
                                cfg.stage_epochs, early_algorithms=cfg.early_algorithms,
                                alg_stage_epochs=cfg.alg_stage_epochs)
-    val_pairs = fixed_pairs(_val_tiles(cfg), cfg.algorithms, cfg.val_rates, cfg.seed + 1000,
-                            crop=cfg.crop)
+    if on_device:  # the CPU embedders (conseal, the crypto stack) need not be installed
+        from .torch_stego import fixed_pairs_on_device
+
+        val_pairs = fixed_pairs_on_device(_val_tiles(cfg), cfg.algorithms, cfg.val_rates,
+                                          cfg.seed + 1000, device, crop=cfg.crop)
+    else:
+        val_pairs = fixed_pairs(_val_tiles(cfg), cfg.algorithms, cfg.val_rates,
+                                cfg.seed + 1000, crop=cfg.crop)
     val_x = [p[0] for p in val_pairs] + [p[1] for p in val_pairs]
     val_y = np.r_[np.zeros(len(val_pairs)), np.ones(len(val_pairs))]
     val_alg = np.array([p[2] for p in val_pairs] * 2)
@@ -212,12 +227,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_pairs)
+    steps_per_epoch = math.ceil(len(train_ds) * cfg.epoch_repeats / cfg.batch_pairs)
     total = steps_per_epoch * cfg.epochs
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0,
                              "best_auc": -1.0, "best_epoch": -1, "bad_epochs": 0,
                              "sum_loss": 0.0, "sum_correct": 0.0, "sum_n": 0.0,
-                             "done": False, "config": asdict(cfg)}
+                             "done": False, "elapsed": 0.0, "config": asdict(cfg)}
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         blob = torch.load(ckpt, map_location=device, weights_only=True)
@@ -238,10 +253,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     weights = None
     if cfg.group_balance > 0 and not cfg.stego:
         weights = group_weights(train_ds.tiles.rows, cfg.group_balance)
-    sampler = EpochSampler(len(train_ds), cfg.seed, weights=weights)
-    loader = DataLoader(train_ds, batch_size=cfg.batch_pairs, sampler=sampler,
-                        collate_fn=collate_pairs, num_workers=cfg.workers,
-                        persistent_workers=cfg.workers > 0)
+    sampler = EpochSampler(len(train_ds), cfg.seed, weights=weights, repeats=cfg.epoch_repeats)
+    stream = None
+    if on_device:
+        from .torch_stego import DevicePairs
+
+        stream = DevicePairs(train_ds, sampler, cfg.batch_pairs, device)
+        loader: Any = None
+    else:
+        loader = DataLoader(train_ds, batch_size=cfg.batch_pairs, sampler=sampler,
+                            collate_fn=collate_pairs, num_workers=cfg.workers,
+                            persistent_workers=cfg.workers > 0)
+    amp = device.type == "cuda"  # bfloat16 body on a GPU; the SRM front end stays float32
+    if amp:
+        torch.backends.cudnn.benchmark = True  # fixed tile shapes: pick the fastest kernels
+    budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
+    t_start = time.time() - float(state.get("elapsed", 0.0))
     loss_fn = nn.BCEWithLogitsLoss()
     from .data import curriculum_rates
 
@@ -251,19 +278,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         sampler.skip = state["step_in_epoch"] * cfg.batch_pairs
         t0 = time.time()
         model.train()
-        it: Any = loader
+        it: Any = loader if stream is None else stream.batches(epoch, state["step_in_epoch"])
         if cfg.progress:
             from tqdm import tqdm
 
-            it = tqdm(loader, total=steps_per_epoch - state["step_in_epoch"],
+            it = tqdm(it, total=steps_per_epoch - state["step_in_epoch"],
                       desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
         for batch in it:
-            lr = _lr_at(state["global_step"], total, cfg)
+            elapsed = time.time() - t_start
+            lr = _lr_at(state["global_step"], total, cfg,
+                        0.0 if budget is None else elapsed / budget)
             for g in opt.param_groups:
                 g["lr"] = lr
             x = batch["x"].to(device).contiguous(memory_format=torch.channels_last)
             y = batch["y"].to(device)
-            logits = model(x)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp):
+                logits = model(x).float()
             loss = loss_fn(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -274,11 +304,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             state["sum_n"] += n
             state["step_in_epoch"] += 1
             state["global_step"] += 1
+            state["elapsed"] = time.time() - t_start
             if cfg.progress:
                 it.set_postfix(loss=f"{state['sum_loss'] / state['sum_n']:.4f}",
                                acc=f"{state['sum_correct'] / state['sum_n']:.3f}")
             if state["step_in_epoch"] % cfg.checkpoint_every == 0:
                 _save_ckpt(ckpt, model, opt, state)
+            if budget is not None and state["elapsed"] >= budget:
+                break  # validate what we have, then stop
             if cfg.stop_after_steps is not None and state["global_step"] >= cfg.stop_after_steps:
                 _save_ckpt(ckpt, model, opt, state)
                 return {"interrupted": True, **state}
@@ -307,6 +340,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         else:
             final_stage = len(curriculum_rates(cfg.rates, epoch, cfg.stage_epochs)) == len(
                 cfg.rates)
+        if budget is not None and state["elapsed"] >= budget:
+            print(f"time budget of {cfg.max_minutes:g} min reached")
+            state["done"] = True
         if vauc > state["best_auc"]:
             state["best_auc"], state["best_epoch"], state["bad_epochs"] = vauc, epoch + 1, 0
             save_model(out / "best.safetensors", model,

@@ -24,6 +24,16 @@ def _floats(text: str) -> list[float]:
 @click.option("--arch", default="light", show_default=True, help="Model architecture.")
 @click.option("--epochs", default=30, show_default=True, type=int)
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
+@click.option("--stego-on-device/--stego-on-cpu", "stego_on_device", default=None,
+              help="Make the training stego with torch on the training device (default: on "
+                   "with --device cuda; 'hide' is then simulated as HILL) or in CPU workers.")
+@click.option("--epoch-repeats", default=1, show_default=True, type=int,
+              help="Passes over the training tiles per epoch (validation once per epoch).")
+@click.option("--max-minutes", default=None, type=float,
+              help="Time budget: the learning-rate schedule ends and training stops with it.")
+@click.option("--calibrate/--no-calibrate", default=True, show_default=True,
+              help="Calibrate the best model on the validation split into "
+                   "OUT/detector.safetensors (needs the CPU embedders: conseal, crypto).")
 @click.option("--out", default="out/train/light-gray", show_default=True, type=click.Path())
 @click.option("--algorithms", default="lsbr,lsbm,hill,suniward,wow,hide,seq-lsb",
               show_default=True, help="Embedding algorithms mixed in training.")
@@ -59,7 +69,9 @@ def _floats(text: str) -> list[float]:
 @click.option("--threads", default=2, show_default=True, type=int)
 @click.option("--limit", default=None, type=int, help="Use at most this many tiles per split.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
-def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: str, out: str,
+def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: str,
+          stego_on_device: bool | None, epoch_repeats: int, max_minutes: float | None,
+          calibrate: bool, out: str,
           algorithms: str, rates: str, stage_epochs: int, early_algorithms: str,
           alg_stage_epochs: int, group_balance: float, arch_config: str, init: str,
           linear_probe: bool, batch_pairs: int, lr: float,
@@ -80,7 +92,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                       batch_pairs=batch_pairs, lr=lr, crop=crop, train_tiles=[tile], val_tile=tile,
                       patience=patience, seed=seed,
                       workers=workers, threads=threads, device=device, limit=limit,
-                      progress=progress)
+                      progress=progress, stego_on_device=stego_on_device,
+                      epoch_repeats=epoch_repeats, max_minutes=max_minutes)
     if linear_probe:
         from ..training.linear_probe import ProbeConfig
         from ..training.linear_probe import linear_probe as probe
@@ -97,6 +110,9 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
     else:
         res = run(cfg)
     best = Path(out) / "best.safetensors"
+    if not calibrate:
+        click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}): {best}")
+        return
     meta = calibrate_and_export(best, Path(out) / "detector.safetensors", cfg)
     click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}); "
                f"calibrated detector: {Path(out) / 'detector.safetensors'} "

@@ -108,8 +108,10 @@ class SRMFrontEnd(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Residuals of ``x`` (N, 1, H, W), clipped to ``[-T, T]``; always float32."""
-        r = nn.functional.conv2d(x.float(), self.weight.float(), padding=2)
-        return torch.clamp(r, -self.threshold, self.threshold)
+        # never under autocast: in bfloat16 a ±1 change would drown in the rounding of pixels
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            r = nn.functional.conv2d(x.float(), self.weight.float(), padding=2)
+            return torch.clamp(r, -self.threshold, self.threshold)
 
 
 def _ds(cin: int, cout: int) -> nn.Sequential:

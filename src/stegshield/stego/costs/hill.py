@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from ... import _native
 from ._base import MAX_COST, as_image
 
 __all__ = ["hill"]
@@ -29,6 +28,8 @@ def hill_f32(x: np.ndarray) -> np.ndarray:
         if img.min() < 0 or img.max() > 255 or not np.array_equal(img, np.rint(img)):
             raise ValueError("HILL needs integer pixel values in 0..255")
         pixels = img.astype(np.uint8)
+    from ... import _native  # imported here: the cost constants load without the C build
+
     out = np.empty(pixels.shape, dtype=np.float32)
     _native.hill(pixels, pixels.shape[0], pixels.shape[1], out, _FLOOR, _TINY32, MAX_COST)
     return out
