@@ -185,6 +185,12 @@ def main() -> None:
     ap.add_argument("--skip-train", action="store_true", help="Use OUT/best.safetensors as is.")
     ap.add_argument("--limit", type=int, default=None, help="Test tiles per size (quick runs).")
     ap.add_argument("--benchmarks", default=str(ROOT / "BENCHMARKS.md"))
+    ap.add_argument("--tile", type=int, default=128,
+                    help="Tile size of the training and validation (calibration) tiles.")
+    ap.add_argument("--command", default=None,
+                    help="With --skip-train: the command that trained OUT/best.safetensors "
+                         "(recorded in the model card; e.g. the GPU run of "
+                         "scripts/device_train.sh).")
     ap.add_argument("--pairs-only", action="store_true",
                     help="Only generate (and cache) the test pairs, then exit.")
     args = ap.parse_args()
@@ -209,6 +215,7 @@ def main() -> None:
                       arch=args.arch, arch_config=arch_config, early_algorithms=early,
                       alg_stage_epochs=args.alg_stage_epochs, group_balance=args.group_balance,
                       workers=args.workers, threads=args.threads, patience=args.patience,
+                      train_tiles=[args.tile], val_tile=args.tile,
                       progress=sys.stdout.isatty())
     command = (f"stegshield train --covers {_rel(corpus)} --out "
                f"{_rel(Path(args.out))} --arch {args.arch} --arch-config "
@@ -217,15 +224,18 @@ def main() -> None:
                f"--alg-stage-epochs {args.alg_stage_epochs} --group-balance {args.group_balance} "
                f"--workers {args.workers} --threads {args.threads} --patience {args.patience} "
                f"--seed {args.seed}")
+    if args.command:
+        command = args.command
     if not args.skip_train:
         train(cfg)
     shipped = WEIGHTS_DIR / f"{args.name}.safetensors"
     candidate = Path(args.out) / "detector-eval.safetensors"
-    n_train = len(load_tiles(corpus, "train", 128))
-    groups = len(load_tiles(corpus, "train", 128).sources)
+    train_set = load_tiles(corpus, "train", args.tile)
+    n_train, groups = len(train_set), len(train_set.sources)
     meta = calibrate_and_export(Path(args.out) / "best.safetensors", candidate, cfg, tile=256,
                                 extra={"name": args.name, "command": command,
-                                       "train_tiles": n_train, "train_groups": groups})
+                                       "train_tiles": n_train, "train_groups": groups,
+                                       "train_tile": args.tile})
     det = CNNDetector(candidate)
     if args.baseline is None and shipped.exists():
         args.baseline = str(shipped)  # compare with what is shipped now
@@ -314,6 +324,13 @@ def model_card(name: str, meta: dict, results: dict, corpus: Path) -> str:
             f"{k} {base[k]['auc']:.3f}" for k in keys) + f"; its speed in the same run: "
             f"{results.get('speed_baseline', float('nan')):.0f} tiles/s.\n")
     curric = ""
+    tsize = meta.get("train_tile", 128)
+    budget = ""
+    if tr.get("max_minutes"):
+        budget = (f" (time budget {tr['max_minutes']:g} min on `{tr.get('device')}`, "
+                  f"{tr.get('epoch_repeats', 1)} passes over the tiles per epoch; stego made "
+                  "on the training device by `stegshield.training.torch_stego`, where `hide` "
+                  "is simulated as HILL at its rate)")
     if tr.get("early_algorithms"):
         curric = (f"; algorithm curriculum: only {', '.join(tr['early_algorithms'])} for the "
                   f"first {tr.get('alg_stage_epochs')} epochs, each later algorithm starts its "
@@ -321,14 +338,15 @@ def model_card(name: str, meta: dict, results: dict, corpus: Path) -> str:
     return f"""# Model card: `{name}`
 
 Steganalysis CNN, architecture `{meta.get('arch')}` with config `{json.dumps(conf)}` (SRM front
-end with truncation T = 3, 1×1 mixing 30→16, {where}, three pooled separable blocks 32/64/128,
-global average + max pooling, linear head; see docs/CNN.md).  Gray input; colour images are
-scanned per channel.  Weights: safetensors, fp32, metadata holds the calibration.
+end with truncation T = 3, 1×1 mixing 30→{conf.get('width', 16)}, {where}, three pooled
+separable blocks 32/64/128, global average + max pooling, linear head; see docs/CNN.md).
+Gray input; colour images are scanned per channel.  Weights: safetensors, fp32, metadata
+holds the calibration.
 
 * **Data**: gray cover tiles of `{_rel(corpus)}` (stegshield dataset covers), train
-  split {meta.get('train_tiles')} tiles of 128² from {meta.get('train_groups')} source photographs
-  (sampling weight 1/(tiles of the photo)^{tr.get('group_balance', 0)}; random D4 transforms, same
-  for cover and stego);
+  split {meta.get('train_tiles')} tiles of {tsize}² from {meta.get('train_groups')} source
+  photographs (sampling weight 1/(tiles of the photo)^{tr.get('group_balance', 0)}; random D4
+  transforms, same for cover and stego);
   validation split {meta.get('val_pairs')} cover/stego pairs; test split
   {results['128']['n']} tiles of 128² and {results['256']['n']} tiles of 256², from source
   photographs seen neither in training nor in validation.  Never trained on
@@ -336,7 +354,8 @@ scanned per channel.  Weights: safetensors, fp32, metadata holds the calibration
 * **Algorithms**: {', '.join(tr.get('algorithms', []))}, stego generated on the fly per epoch;
   payload curriculum {' → '.join(str(r) for r in sorted(tr.get('rates', []), reverse=True))}
   bpp (a lower rate joins every {tr.get('stage_epochs')} epochs{curric}).
-* **Training**: epochs {tr.get('epochs')}, best epoch {meta.get('epoch')} by validation AUC
+* **Training**: epochs {tr.get('epochs')}{budget}, best epoch {meta.get('epoch')} by
+  validation AUC
   ({meta.get('val_auc', float('nan')):.4f}); batch {tr.get('batch_pairs')} pairs; AdamW lr
   {tr.get('lr')}; seed {tr.get('seed')}.
 * **Command**: `{meta.get('command')}` (or `make train`).
@@ -349,7 +368,7 @@ scanned per channel.  Weights: safetensors, fp32, metadata holds the calibration
 
 {_table(results, meta)}{btxt}
 Measured false-positive rate of the shipped thresholds on test cover tiles (thresholds set on
-validation 128² tiles): 128²: {results['128']['fpr_at_shipped_thresholds']}, 256²:
+validation {tsize}² tiles): 128²: {results['128']['fpr_at_shipped_thresholds']}, 256²:
 {results['256']['fpr_at_shipped_thresholds']}.
 
 Speed (tiles of 256² per second, 2 shared cores, same run): {
