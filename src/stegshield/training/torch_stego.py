@@ -111,7 +111,7 @@ def cost_maps(x: Tensor, alg: str) -> Tensor:
 
 
 def ternary_batch(x: Tensor, rho: Tensor, rates: Tensor, gen: torch.Generator,
-                  iters: int = 40) -> Tensor:
+                  iters: int = 32) -> Tensor:
     """Simulated optimal ±1 embedding of each image of ``x`` (B, H, W uint8) at ``rates`` (B,)
     bits per pixel; ``rho`` (B, H, W) are the costs, made wet at 0 (−1) and 255 (+1)."""
     wet = torch.tensor(MAX_COST, dtype=torch.float32, device=x.device)
@@ -198,20 +198,24 @@ class DeviceStegoMaker:
         x = self.covers[index]
         out = x.clone()
         alg_ids = torch.as_tensor(list(algs), device=x.device)
+        adaptive: list[tuple[Tensor, Tensor, Tensor]] = []  # (positions, costs, rates)
         for ai in sorted(set(int(a) for a in algs)):
             name = self.algorithms[ai]
             sel = (alg_ids == ai).nonzero().squeeze(1)
-            xs, rs = x[sel], rates[sel]
+            rs = rates[sel]
             if name in ("lsbr", "lsbm", "seq-lsb"):
-                ys = lsb_batch(xs, rs, gen, matching=name == "lsbm",
-                               sequential=name == "seq-lsb")
+                out[sel] = lsb_batch(x[sel], rs, gen, matching=name == "lsbm",
+                                     sequential=name == "seq-lsb")
             elif name in _COST_ALGS or name == "hide":
                 if name == "hide":
                     rs = rs.clamp(max=MAX_RATE)
-                ys = ternary_batch(xs, self.costs(name)[index[sel]], rs, gen)
+                adaptive.append((sel, self.costs(name)[index[sel]], rs))
             else:
                 raise ValueError(f"unknown algorithm {name!r}")
-            out[sel] = ys
+        if adaptive:  # one λ bisection for every cost-based image: it is launch-bound on a GPU
+            sel = torch.cat([a[0] for a in adaptive])
+            out[sel] = ternary_batch(x[sel], torch.cat([a[1] for a in adaptive]),
+                                     torch.cat([a[2] for a in adaptive]), gen)
         return out
 
 
