@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -180,13 +181,19 @@ def main() -> None:
                          "before retraining; default: the shipped <name>.safetensors, 'none' to "
                          "skip); with --ship auto the new model ships only if its mean test AUC "
                          "over the goal rows (256²) is higher.")
+    ap.add_argument("--baseline-label", default="Previous shipped model",
+                    help="How the model card and BENCHMARKS name the baseline.")
     ap.add_argument("--ship", choices=["auto", "yes", "no"], default="auto")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--skip-train", action="store_true", help="Use OUT/best.safetensors as is.")
     ap.add_argument("--limit", type=int, default=None, help="Test tiles per size (quick runs).")
     ap.add_argument("--benchmarks", default=str(ROOT / "BENCHMARKS.md"))
     ap.add_argument("--tile", type=int, default=128,
-                    help="Tile size of the training and validation (calibration) tiles.")
+                    help="Tile size of the training tiles.")
+    ap.add_argument("--val-tile", type=int, default=None,
+                    help="Tile size of the validation (calibration) tiles (default: --tile).")
+    ap.add_argument("--section", default=SECTION,
+                    help="BENCHMARKS.md section this model's results replace.")
     ap.add_argument("--command", default=None,
                     help="With --skip-train: the command that trained OUT/best.safetensors "
                          "(recorded in the model card; e.g. the GPU run of "
@@ -215,7 +222,7 @@ def main() -> None:
                       arch=args.arch, arch_config=arch_config, early_algorithms=early,
                       alg_stage_epochs=args.alg_stage_epochs, group_balance=args.group_balance,
                       workers=args.workers, threads=args.threads, patience=args.patience,
-                      train_tiles=[args.tile], val_tile=args.tile,
+                      train_tiles=[args.tile], val_tile=args.val_tile or args.tile,
                       progress=sys.stdout.isatty())
     command = (f"stegshield train --covers {_rel(corpus)} --out "
                f"{_rel(Path(args.out))} --arch {args.arch} --arch-config "
@@ -235,12 +242,13 @@ def main() -> None:
     meta = calibrate_and_export(Path(args.out) / "best.safetensors", candidate, cfg, tile=256,
                                 extra={"name": args.name, "command": command,
                                        "train_tiles": n_train, "train_groups": groups,
-                                       "train_tile": args.tile})
+                                       "train_tile": args.tile,
+                                       "val_tile": args.val_tile or args.tile})
     det = CNNDetector(candidate)
     if args.baseline is None and shipped.exists():
         args.baseline = str(shipped)  # compare with what is shipped now
     base = CNNDetector(args.baseline) if args.baseline and args.baseline != "none" else None
-    results: dict[str, dict] = {}
+    results: dict[str, Any] = {"baseline_label": args.baseline_label}
     for tile in (128, 256):
         covers, stego = test_pairs(corpus, tile, args.seed + 77, args.limit, cache)
         results[str(tile)] = {"n": len(covers), "cnn": evaluate(det, covers, stego)}
@@ -281,7 +289,8 @@ def main() -> None:
 
         shutil.copyfile(candidate, shipped)
         shipped.with_suffix(".md").write_text(card)
-        replace_section(Path(args.benchmarks), SECTION, bench_section(args.name, meta, results))
+        replace_section(Path(args.benchmarks), args.section,
+                        bench_section(args.name, meta, results, args.section))
     print(card)
 
 
@@ -303,7 +312,7 @@ def _baseline_line(results: dict) -> str:
     if not base:
         return ""
     keys = [f"{a}@{r:g}" for a, r, _ in GRID]
-    return ("\nPrevious shipped model, same 256² test pairs (AUC): " + ", ".join(
+    return (f"\n{results['baseline_label']}, same 256² test pairs (AUC): " + ", ".join(
         f"{k} {base[k]['auc']:.3f}" for k in keys) + f"; {results.get('speed_baseline', 0):.0f} "
         "tiles/s in the same run.\n")
 
@@ -320,7 +329,7 @@ def model_card(name: str, meta: dict, results: dict, corpus: Path) -> str:
     btxt = ""
     if base:
         keys = [f"{a}@{r:g}" for a, r, _ in GRID]
-        btxt = ("\nPrevious shipped model on the same 256² test pairs (AUC): " + ", ".join(
+        btxt = (f"\n{results['baseline_label']} on the same 256² test pairs (AUC): " + ", ".join(
             f"{k} {base[k]['auc']:.3f}" for k in keys) + f"; its speed in the same run: "
             f"{results.get('speed_baseline', float('nan')):.0f} tiles/s.\n")
     curric = ""
@@ -368,15 +377,15 @@ holds the calibration.
 
 {_table(results, meta)}{btxt}
 Measured false-positive rate of the shipped thresholds on test cover tiles (thresholds set on
-validation {tsize}² tiles): 128²: {results['128']['fpr_at_shipped_thresholds']}, 256²:
-{results['256']['fpr_at_shipped_thresholds']}.
+validation {meta.get('val_tile', tsize)}² tiles): 128²:
+{results['128']['fpr_at_shipped_thresholds']}, 256²: {results['256']['fpr_at_shipped_thresholds']}.
 
 Speed (tiles of 256² per second, 2 shared cores, same run): {
     ', '.join(f'{k} {v:.0f}' for k, v in results['speed'].items())}.
 """
 
 
-def bench_section(name: str, meta: dict, results: dict) -> str:
+def bench_section(name: str, meta: dict, results: dict, section: str = SECTION) -> str:
     sp = results["speed"]
     cl = results["256"].get("classical", {})
     ctab = ""
@@ -386,7 +395,7 @@ def bench_section(name: str, meta: dict, results: dict) -> str:
                 "| detector | " + " | ".join(keys) + " |\n|---|" + "---|" * len(keys) + "\n"
                 + "\n".join(f"| {n} | " + " | ".join(f"{cl[n][k]:.3f}" for k in keys) + " |"
                             for n in cl) + "\n")
-    return f"""{SECTION}
+    return f"""{section}
 
 Written by `make train` (scripts/train.py).  Model `{name}` (arch `{meta.get('arch')}`), test
 split of the gray corpus (source photographs unseen in training/validation), one stego per

@@ -155,3 +155,29 @@ def test_threshold_at_fpr_is_continuous_and_hits_the_validation_points() -> None
 
     for f in (1e-4, 0.003, 0.03):
         assert learned_fpr(det, det.threshold_at_fpr(f)) == pytest.approx(f, rel=1e-3)
+
+
+def test_scan_thorough_uses_the_thorough_model(tmp_path) -> None:
+    import json
+
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from stegshield.analysis.cnn import THOROUGH_MODEL
+    from stegshield.analysis.cnn.inference import list_models
+    from stegshield.scan.commands import scan
+
+    from imagegen import smooth_tile
+
+    shipped = {m.name: m for m in list_models()}
+    assert THOROUGH_MODEL in shipped and "light-gray" in shipped
+    # the thorough model keeps full resolution and is wider than the fast default
+    assert shipped[THOROUGH_MODEL].meta["config"].get("width", 16) > 16
+    img = tmp_path / "x.png"
+    Image.fromarray(smooth_tile(np.random.default_rng(5), 96)).save(img)
+    r = CliRunner().invoke(scan, [str(img), "--thorough", "--format", "jsonl"])
+    assert r.exit_code in (0, 1), r.output
+    rec = json.loads(r.output.strip().splitlines()[0])
+    assert list(rec["detectors"]) == ["cnn-thorough"]
+    bad = CliRunner().invoke(scan, [str(img), "--thorough", "--detector", "classical"])
+    assert bad.exit_code == 2 and "--thorough" in bad.output

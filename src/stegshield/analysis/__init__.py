@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
-from .cnn import cnn_detector
+from .cnn import cnn_detector, thorough_detector
 from .pretrained import pretrained_detector
 from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
 
@@ -32,6 +32,7 @@ _REGISTRY: dict[str, Callable[..., Detector]] = {
     "spa": SPADetector,
     "ws": WSDetector,
     "cnn": cnn_detector,  # imports torch only when instantiated
+    "cnn-thorough": thorough_detector,  # the slower, more accurate CNN (scan --thorough)
     "pretrained": pretrained_detector,  # ImageNet EfficientNet-Lite0, same tiled inference
 }
 

@@ -5,12 +5,13 @@ Exit codes of ``scan``: 0 nothing found, 1 at least one alert, 2 errors only (or
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -42,12 +43,30 @@ def want_progress(flag: bool | None) -> bool:
         return False
 
 
-detector_option = click.option(
+_detector = click.option(
     "--detector", type=click.Choice(DETECTOR_CHOICES), default="auto", show_default=True,
     help="auto = the fast default (today the classical WS/SPA group; a learned detector joins "
-    "once it earns its place, see docs/SCAN.md); cnn = purpose-built CNN; pretrained = "
-    "ImageNet EfficientNet-Lite0; classical; all = every registered detector, learned and "
-    "classical groups fused.")
+    "once it earns its place, see docs/SCAN.md); cnn = purpose-built CNN; cnn-thorough = its "
+    "slower, more accurate full-resolution sibling; pretrained = ImageNet EfficientNet-Lite0; "
+    "classical; all = every registered detector, learned and classical groups fused.")
+_thorough = click.option(
+    "--thorough", is_flag=True,
+    help="Use the thorough CNN (same as --detector cnn-thorough; about 5x slower than cnn).")
+
+
+def detector_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--detector`` and its shorthand ``--thorough`` (merged into ``detector``)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, thorough: bool, **kwargs: Any) -> Any:
+        if thorough:
+            if kwargs["detector"] not in ("auto", "cnn", "cnn-thorough"):
+                fail(f"--thorough selects the thorough CNN; it does not combine with "
+                     f"--detector {kwargs['detector']}")
+            kwargs["detector"] = "cnn-thorough"
+        return f(*args, **kwargs)
+
+    return _detector(_thorough(wrapper))
 fpr_option = click.option(
     "--fpr", type=click.FloatRange(min=0, max=0.5, min_open=True), default=None,
     help="Target false-positive rate on clean images  [default: 0.01].")

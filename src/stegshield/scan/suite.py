@@ -7,7 +7,9 @@
   the best detection rate at a fixed false-positive rate (``docs/SCAN.md``). RS is left out:
   it adds nothing at fixed FPR and breaks down at full embedding; chi-square false-alarms on
   images with smooth histograms. Both are reported with ``all``.
-* ``cnn`` / ``pretrained``: the learned detector of that name alone (statistic: log-odds).
+* ``cnn`` / ``cnn-thorough`` / ``pretrained``: the learned detector of that name alone
+  (statistic: log-odds); ``cnn-thorough`` is the slower full-resolution model
+  (``scan --thorough``).
 * ``auto``: ``classical``, plus each learned detector listed in :data:`AUTO_LEARNED` that is
   available. The list is empty for now: the shipped CNN is far from its accuracy goals and
   costs ~10x the classical scan time (``BENCHMARKS.md``: 1.6 MP/s against 12.9), so it runs
@@ -60,7 +62,7 @@ __all__ = [
 ]
 
 CLASSICAL = ("ws", "spa")
-LEARNED = ("cnn", "pretrained")
+LEARNED = ("cnn", "cnn-thorough", "pretrained")
 #: Images above this many pixels are analysed in blocks (bounded memory for any size).
 BLOCK_PIXELS = 4096 * 4096
 #: Block side (a multiple of every detector's tile size, so tile maps stitch exactly).
@@ -112,7 +114,7 @@ class Analysis:
 
 
 def _learned_module(name: str) -> str:
-    return f"stegshield.analysis.{name}"
+    return f"stegshield.analysis.{name.split('-')[0]}"  # cnn-thorough lives in analysis.cnn
 
 
 def learned_available(name: str) -> bool:

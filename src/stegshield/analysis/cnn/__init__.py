@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["cnn_detector", "shipped_models"]
+__all__ = ["THOROUGH_MODEL", "cnn_detector", "shipped_models", "thorough_detector"]
+
+#: The slower, more accurate model behind ``--detector cnn-thorough`` / ``scan --thorough``.
+THOROUGH_MODEL = "light-thorough"
 
 
 def cnn_detector(**kwargs: Any) -> Any:
@@ -21,6 +24,16 @@ def cnn_detector(**kwargs: Any) -> Any:
     from .inference import CNNDetector
 
     return CNNDetector(**kwargs)
+
+
+def thorough_detector(**kwargs: Any) -> Any:
+    """:class:`.inference.CNNDetector` with the thorough model (full-resolution, width 32);
+    its ``name`` is ``"cnn-thorough"``."""
+    from .inference import CNNDetector
+
+    det = CNNDetector(kwargs.pop("model", THOROUGH_MODEL), **kwargs)
+    det.name = "cnn-thorough"
+    return det
 
 
 def shipped_models() -> list[Any]:
