@@ -49,7 +49,7 @@ train-pretrained: $(STAMP)
 
 # Every detector family on the same test pairs, one run -> BENCHMARKS.md `## Detector comparison`
 compare: $(STAMP)
-	$(PY) scripts/compare_detectors.py --fisher --model "cnn light-gray=light-gray" --model "pretrained frozen + logistic (a)=out/train/effnet-frozen-tf/detector.safetensors" --model "pretrained fine-tuned, stride 1 (b)=out/train/effnet-ft/detector.safetensors"
+	$(PY) scripts/compare_detectors.py --fisher --model "cnn light-gray=light-gray" --model "cnn-thorough light-thorough=light-thorough" --model "pretrained frozen + logistic (a)=out/train/effnet-frozen-tf/detector.safetensors" --model "pretrained fine-tuned, stride 1 (b)=out/train/effnet-ft/detector.safetensors"
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .ruff_cache .hypothesis

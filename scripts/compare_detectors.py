@@ -1,9 +1,10 @@
 """`make compare`: the detector families side by side on the same test pairs, in one run.
 
-Purpose-built CNN (shipped ``light-gray``), ImageNet-pretrained EfficientNet-Lite0 (frozen
-features + logistic regression, and fine-tuned with the stem stride removed), the classical
-group (WS/SPA, as ``scan --detector classical`` fuses them) and the scan fusion of each learned
-model with the classical group (``max`` of the calibrated group scores, as ``scan`` does).
+Purpose-built CNNs (shipped ``light-gray`` and ``light-thorough``), ImageNet-pretrained
+EfficientNet-Lite0 (frozen features + logistic regression, and fine-tuned with the stem stride
+removed), the classical group (WS/SPA, as ``scan --detector classical`` fuses them) and the
+scan fusion of each learned model with the classical group (``max`` of the calibrated group
+scores, as ``scan`` does).
 
 Pairs: the cached 256² test pairs of ``scripts/train.py`` (test split: source photographs unseen
 in training and validation; one stego per cover per row).  Writes the ``## Detector comparison``
@@ -31,6 +32,7 @@ from stegshield.reporting import machine_description, replace_section  # noqa: E
 SECTION = "## Detector comparison"
 DEFAULT_MODELS = [
     "cnn light-gray=light-gray",
+    "cnn-thorough light-thorough=light-thorough",
     "pretrained frozen (a)=out/train/effnet-frozen/detector.safetensors",
     "pretrained frozen, stride 1 (a')=out/train/effnet-frozen-s1/detector.safetensors",
     "pretrained fine-tuned (b)=out/train/effnet-ft/detector.safetensors",

@@ -198,6 +198,8 @@ def main() -> None:
                     help="With --skip-train: the command that trained OUT/best.safetensors "
                          "(recorded in the model card; e.g. the GPU run of "
                          "scripts/device_train.sh).")
+    ap.add_argument("--command-note", default="",
+                    help="Recorded after --command (where it ran, how it was resumed).")
     ap.add_argument("--pairs-only", action="store_true",
                     help="Only generate (and cache) the test pairs, then exit.")
     args = ap.parse_args()
@@ -243,7 +245,9 @@ def main() -> None:
                                 extra={"name": args.name, "command": command,
                                        "train_tiles": n_train, "train_groups": groups,
                                        "train_tile": args.tile,
-                                       "val_tile": args.val_tile or args.tile})
+                                       "val_tile": args.val_tile or args.tile,
+                                       "command_note": args.command_note
+                                       or ("" if args.command else "(or `make train`)")})
     det = CNNDetector(candidate)
     if args.baseline is None and shipped.exists():
         args.baseline = str(shipped)  # compare with what is shipped now
@@ -367,7 +371,7 @@ holds the calibration.
   validation AUC
   ({meta.get('val_auc', float('nan')):.4f}); batch {tr.get('batch_pairs')} pairs; AdamW lr
   {tr.get('lr')}; seed {tr.get('seed')}.
-* **Command**: `{meta.get('command')}` (or `make train`).
+* **Command**: `{meta.get('command')}` {meta.get('command_note', '')}.
 * **Calibration**: Platt a = {meta['calibration']['a']:.4f}, b = {meta['calibration']['b']:.4f}
   on validation logits; raw thresholds for 1 % / 5 % FPR per tile: {meta['thresholds']}.
 * **Inference**: non-overlapping tiles of {meta.get('tile')}², image statistic = largest tile

@@ -177,3 +177,22 @@ def test_training_with_stego_on_device_and_a_time_budget(tmp_path: Path) -> None
     assert (tmp_path / "run" / "best.safetensors").exists()
     rows = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
     assert len(rows) == 2
+
+
+def test_train_cli_with_stego_on_device_without_calibration(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stegshield.training.train_commands import train
+
+    tile_corpus(tmp_path / "corpus", 32, {"train": 6, "val": 4}, seed=3)
+    r = CliRunner().invoke(train, ["--covers", str(tmp_path / "corpus"), "--epochs", "2",
+                                   "--out", str(tmp_path / "o"), "--algorithms", "lsbm,wow",
+                                   "--rates", "0.4", "--tile", "32", "--crop", "32",
+                                   "--stego-on-device", "--epoch-repeats", "2",
+                                   "--batch-pairs", "4",
+                                   "--no-calibrate", "--no-progress", "--threads", "1"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "o" / "best.safetensors").exists()
+    assert not (tmp_path / "o" / "detector.safetensors").exists()
+    rows = (tmp_path / "o" / "log.csv").read_text().strip().splitlines()
+    assert len(rows) == 3 and rows[1].split(",")[1] == "3"  # 6 tiles x 2 passes / 4 pairs
