@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
-# One GPU session trains three detectors side by side, each making its own stego on the GPU
-# (stegshield.training.torch_stego): the fast default candidate (stem pooling), the light net at
-# full resolution, and the --thorough candidate (width 32, four full-resolution layers).
+# One GPU session trains CNN detectors side by side, each making its own stego on the GPU
+# (stegshield.training.torch_stego).  Models (MODELS, default all three): fast = the default
+# design (stem pooling, shipped as light-gray), full = the light net at full resolution,
+# thorough = width 32 with four full-resolution layers (shipped as light-thorough).
 #
-#   bash scripts/device_train.sh COVERS DEST MINUTES [extra train options]
+#   python scripts/device_data.py            # once: .devdata/gray (train + val 256² tiles)
+#   [MODELS="fast thorough"] [BATCH=64] [WARM=1] bash scripts/device_train.sh COVERS DEST MINUTES [train options]
 #
-# COVERS: a corpus mode folder (manifest.jsonl + train/256 + val/256 tiles); DEST receives
-# NAME.safetensors (best validation AUC) and NAME.csv (per-epoch log) for each model, refreshed
-# every 15 s so that a run cut off still leaves its best models; run.log holds the output.
-# Calibration needs the CPU embedders, so it runs afterwards on the CPU (scripts/train.py).
+# WARM=1 continues from the shipped weights (light-gray, light-thorough) instead of from
+# scratch, so that short GPU leases add up.  DEST receives NAME.safetensors (best validation
+# AUC) and NAME.csv (per-epoch log) for each model, refreshed every 15 s so that a run cut off
+# still leaves its best models; run.log holds the output.  Calibration needs the CPU
+# embedders, so it runs afterwards on the CPU (scripts/train.py --skip-train).
 set -u
 COVERS=${1:-.devdata/gray}
 DEST=${2:-out/gpu}
 MINUTES=${3:-7}
 shift $(( $# < 3 ? $# : 3 ))
+MODELS=${MODELS:-fast full thorough}
+BATCH=${BATCH:-32}
+WARM=${WARM:-0}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 WORK=${WORK:-/tmp/stegshield-gpu}
@@ -22,31 +28,52 @@ mkdir -p "$DEST" "$WORK"
 torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
 nproc
 
+config_of() {
+  case $1 in
+    fast) echo '{"stem_pool": true}' ;;
+    full) echo '{}' ;;
+    thorough) echo '{"width": 32, "full_res_layers": 4}' ;;
+    *) echo "unknown model $1" >&2; exit 2 ;;
+  esac
+}
+init_of() {
+  case $WARM:$1 in
+    1:fast) echo light-gray ;;
+    1:thorough) echo light-thorough ;;
+    *) echo random ;;
+  esac
+}
+
 train() {
-  local name=$1 config=$2
-  shift 2
+  local name=$1
+  shift
   "$PY" -c 'import sys; from stegshield.training.train_commands import train; train(sys.argv[1:])' \
-    --covers "$COVERS" --out "$WORK/$name" --device cuda --arch light --arch-config "$config" \
+    --covers "$COVERS" --out "$WORK/$name" --device cuda --arch light \
+    --arch-config "$(config_of "$name")" --init "$(init_of "$name")" \
     --tile 256 --crop 256 --rates 0.4,0.2,0.1 --stage-epochs 1 --early-algorithms lsbm,lsbr \
     --alg-stage-epochs 1 --group-balance 0.5 --epochs 1000 --patience 1000 --epoch-repeats 10 \
-    --batch-pairs 32 --max-minutes "$MINUTES" --no-calibrate --no-progress --seed 3 "$@" \
+    --batch-pairs "$BATCH" --max-minutes "$MINUTES" --no-calibrate --no-progress --seed 3 "$@" \
     >"$WORK/$name.log" 2>&1
 }
 
 collect() {
-  for n in fast full thorough; do
+  for n in $MODELS; do
     [ -f "$WORK/$n/best.safetensors" ] && cp "$WORK/$n/best.safetensors" "$DEST/$n.safetensors.tmp" \
       && mv "$DEST/$n.safetensors.tmp" "$DEST/$n.safetensors"
     [ -f "$WORK/$n/log.csv" ] && cp "$WORK/$n/log.csv" "$DEST/$n.csv"
   done
-  for n in fast full thorough; do echo "== $n"; tail -n 4 "$WORK/$n.log" 2>/dev/null; done \
-    >"$DEST/run.log"
+  for n in $MODELS; do echo "== $n"; tail -n 4 "$WORK/$n.log" 2>/dev/null; done >"$DEST/run.log"
 }
 
-train fast '{"stem_pool": true}' "$@" &
-train full '{}' "$@" &
-train thorough '{"width": 32, "full_res_layers": 4}' "$@" &
-while [ -n "$(jobs -rp)" ]; do sleep 15; collect; nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; done
+for n in $MODELS; do
+  config_of "$n" >/dev/null || exit 2
+  train "$n" "$@" &
+done
+while [ -n "$(jobs -rp)" ]; do
+  sleep 15
+  collect
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
+done
 wait
 collect
 cat "$DEST/run.log"

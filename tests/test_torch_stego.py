@@ -196,3 +196,27 @@ def test_train_cli_with_stego_on_device_without_calibration(tmp_path: Path) -> N
     assert not (tmp_path / "o" / "detector.safetensors").exists()
     rows = (tmp_path / "o" / "log.csv").read_text().strip().splitlines()
     assert len(rows) == 3 and rows[1].split(",")[1] == "3"  # 6 tiles x 2 passes / 4 pairs
+
+
+def test_warm_start_from_a_model_file(tmp_path: Path) -> None:
+    from stegshield.analysis.cnn.inference import load_model
+    from stegshield.training.train import TrainConfig, train
+
+    tile_corpus(tmp_path / "corpus", 32, {"train": 6, "val": 4}, seed=4)
+    base = dict(covers=str(tmp_path / "corpus"), algorithms=["lsbm"], rates=[0.4], epochs=1,
+                batch_pairs=3, crop=32, train_tiles=[32], val_tile=32, threads=1,
+                progress=False, warmup_steps=1, stego_on_device=True)
+    train(TrainConfig(out=str(tmp_path / "a"), **base))
+    src, _ = load_model(tmp_path / "a" / "best.safetensors")
+    # lr 0: one step leaves the weights where the warm start put them
+    train(TrainConfig(out=str(tmp_path / "b"), init=str(tmp_path / "a" / "best.safetensors"),
+                      lr=0.0, stop_after_steps=1, **base))
+    got = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    for k, v in src.state_dict().items():
+        if v.dtype.is_floating_point and "running" not in k:
+            assert torch.equal(got[k].float(), v), k
+    with pytest.raises(ValueError, match="architecture"):
+        train(TrainConfig(out=str(tmp_path / "c"), init=str(tmp_path / "a" / "best.safetensors"),
+                          arch_config={"stem_pool": True}, **base))
+    with pytest.raises(ValueError, match="--init"):
+        train(TrainConfig(out=str(tmp_path / "d"), init="no-such-model", **base))

@@ -51,7 +51,7 @@ class TrainConfig:
     stego: list[str] = field(default_factory=list)
     arch: str = "light"
     arch_config: dict[str, Any] = field(default_factory=dict)
-    init: str = "random"  # "imagenet": the arch's load_imagenet() (pretrained EfficientNet)
+    init: str = "random"  # "imagenet": load_imagenet(); a model name/file: warm start from it
     algorithms: list[str] = field(default_factory=lambda: list(DEFAULT_ALGS))
     rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
     stage_epochs: int = 4
@@ -125,6 +125,23 @@ def _val_tiles(cfg: TrainConfig) -> TileSet:
     if (root / "manifest.jsonl").exists():
         return load_tiles(root, "val", cfg.val_tile, cfg.limit)
     raise ValueError("validation needs a corpus folder with manifest.jsonl (split by source)")
+
+
+def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
+    """Start from the weights of a model file (shipped name or path) of the same architecture:
+    short training sessions (a 15-minute GPU lease) can then add up."""
+    from ..analysis.cnn.inference import load_model, resolve_model
+
+    try:
+        path = resolve_model(cfg.init)
+    except (FileNotFoundError, ValueError, KeyError) as exc:
+        raise ValueError(f"--init {cfg.init!r}: choose random, imagenet, a shipped model or a "
+                         f".safetensors file ({exc})") from None
+    src, meta = load_model(path)
+    if meta.get("arch") != cfg.arch or (meta.get("config") or {}) != cfg.arch_config:
+        raise ValueError(f"--init {cfg.init}: its architecture {meta.get('arch')} "
+                         f"{meta.get('config')} differs from --arch {cfg.arch} {cfg.arch_config}")
+    model.load_state_dict(src.state_dict())
 
 
 def _save_ckpt(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
@@ -222,7 +239,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             raise ValueError(f"arch {cfg.arch!r} has no ImageNet weights")
         model.load_imagenet()
     elif cfg.init != "random":
-        raise ValueError(f"unknown init {cfg.init!r}; choose random or imagenet")
+        _warm_start(model, cfg)
     model = model.to(device)
     model = model.to(memory_format=torch.channels_last)
     params = [p for p in model.parameters() if p.requires_grad]

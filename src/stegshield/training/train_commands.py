@@ -52,8 +52,8 @@ def _floats(text: str) -> list[float]:
 @click.option("--arch-config", default="{}", show_default=True,
               help='Architecture options as JSON, e.g. \'{"stem_pool": true}\'.')
 @click.option("--init", default="random", show_default=True,
-              type=click.Choice(["random", "imagenet"]),
-              help="imagenet: start from ImageNet weights (arch effnet-lite0).")
+              help="random; imagenet (ImageNet weights, arch effnet-lite0); or a shipped model "
+                   "name / .safetensors file of the same architecture to continue from.")
 @click.option("--linear-probe", is_flag=True,
               help="Frozen ImageNet features + logistic regression instead of SGD training "
                    "(arch effnet-lite0; --tile and --rates apply; stem stride from "
