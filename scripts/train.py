@@ -195,9 +195,9 @@ def main() -> None:
     ap.add_argument("--section", default=SECTION,
                     help="BENCHMARKS.md section this model's results replace.")
     ap.add_argument("--command", default=None,
-                    help="With --skip-train: the command that trained OUT/best.safetensors "
-                         "(recorded in the model card; e.g. the GPU run of "
-                         "scripts/device_train.sh).")
+                    help="The command that trained OUT/best.safetensors, recorded in the model "
+                         "card instead of the one built from these options (for --skip-train "
+                         "on a model trained elsewhere, e.g. by scripts/device_train.sh).")
     ap.add_argument("--command-note", default="",
                     help="Recorded after --command (where it ran, how it was resumed).")
     ap.add_argument("--pairs-only", action="store_true",
@@ -232,7 +232,7 @@ def main() -> None:
                f"--stage-epochs {args.stage_epochs} --early-algorithms {args.early_algorithms} "
                f"--alg-stage-epochs {args.alg_stage_epochs} --group-balance {args.group_balance} "
                f"--workers {args.workers} --threads {args.threads} --patience {args.patience} "
-               f"--seed {args.seed}")
+               f"--seed {args.seed} --tile {args.tile} --crop {cfg.crop} --device {args.device}")
     if args.command:
         command = args.command
     if not args.skip_train:
@@ -339,11 +339,15 @@ def model_card(name: str, meta: dict, results: dict, corpus: Path) -> str:
     curric = ""
     tsize = meta.get("train_tile", 128)
     budget = ""
+    on_device = tr.get("stego_on_device")
+    if on_device is None:
+        on_device = tr.get("device") == "cuda" and not tr.get("stego")
     if tr.get("max_minutes"):
         budget = (f" (time budget {tr['max_minutes']:g} min on `{tr.get('device')}`, "
-                  f"{tr.get('epoch_repeats', 1)} passes over the tiles per epoch; stego made "
-                  "on the training device by `stegshield.training.torch_stego`, where `hide` "
-                  "is simulated as HILL at its rate)")
+                  f"{tr.get('epoch_repeats', 1)} passes over the tiles per epoch)")
+    if on_device:
+        budget += ("; stego made on the training device by `stegshield.training.torch_stego`, "
+                   "where `hide` is simulated as HILL at its rate")
     if tr.get("early_algorithms"):
         curric = (f"; algorithm curriculum: only {', '.join(tr['early_algorithms'])} for the "
                   f"first {tr.get('alg_stage_epochs')} epochs, each later algorithm starts its "
@@ -371,7 +375,8 @@ holds the calibration.
   validation AUC
   ({meta.get('val_auc', float('nan')):.4f}); batch {tr.get('batch_pairs')} pairs; AdamW lr
   {tr.get('lr')}; seed {tr.get('seed')}.
-* **Command**: `{meta.get('command')}` {meta.get('command_note', '')}.
+* **Command**: `{meta.get('command')}`{(' ' + meta['command_note']) if meta.get('command_note')
+                                         else ''}.
 * **Calibration**: Platt a = {meta['calibration']['a']:.4f}, b = {meta['calibration']['b']:.4f}
   on validation logits; raw thresholds for 1 % / 5 % FPR per tile: {meta['thresholds']}.
 * **Inference**: non-overlapping tiles of {meta.get('tile')}², image statistic = largest tile

@@ -23,10 +23,11 @@ from stegshield.training.torch_stego import (  # noqa: E402
 from imagegen import natural_like, smooth_tile, tile_corpus  # noqa: E402
 
 
-def test_sym_pad_is_numpy_symmetric() -> None:
-    x = np.arange(20, dtype=np.float64).reshape(4, 5)
-    got = sym_pad(torch.from_numpy(x)[None, None], 3)[0, 0].numpy()
-    assert np.array_equal(got, np.pad(x, 3, mode="symmetric"))
+@pytest.mark.parametrize("p", [1, 3, 7, 16])
+def test_sym_pad_is_numpy_symmetric(p: int) -> None:
+    x = np.arange(12, dtype=np.float64).reshape(3, 4)  # p > size: numpy reflects periodically
+    got = sym_pad(torch.from_numpy(x)[None, None], p)[0, 0].numpy()
+    assert np.array_equal(got, np.pad(x, p, mode="symmetric"))
 
 
 @pytest.mark.parametrize("alg", ["hill", "suniward", "wow"])
@@ -95,6 +96,12 @@ def test_lsb_batches() -> None:
     x[1, 0, :10] = 255
     g = torch.Generator().manual_seed(0)
     rates = torch.tensor([0.4, 0.4])
+    sel = lsb_batch(torch.zeros_like(x), torch.tensor([0.4, 0.0]), g, matching=True,
+                    sequential=False)  # from 0 every selected pixel whose bit is 1 goes to 1
+    keys = torch.Generator().manual_seed(1)
+    picks = [int((lsb_batch(torch.zeros_like(x), torch.tensor([0.3, 0.1]), keys, False, False)
+                  != 0).sum(dim=(1, 2))[i]) for i in range(2)]
+    assert sel[1].sum() == 0 and 0 < picks[1] < picks[0] <= round(0.3 * 64 * 64)
     r = lsb_batch(x, rates, g, matching=False, sequential=False)
     assert torch.equal(r >> 1, x >> 1)  # replacement touches the LSB only
     frac = (r != x).float().mean().item()
@@ -130,6 +137,28 @@ def test_device_pairs_are_paired_augmented_and_resumable() -> None:
     resumed = list(pairs.batches(1, skip_steps=2))
     assert torch.equal(resumed[0]["x"], batches[2]["x"])
     assert not torch.equal(next(iter(pairs.batches(2)))["x"], batches[0]["x"])
+
+
+def test_device_pairs_on_non_square_tiles() -> None:
+    rng = np.random.default_rng(2)
+    tiles = TileSet([smooth_tile(rng, 48)[:32] for _ in range(4)], [{}] * 4)
+    for crop in (24, None):
+        ds = PairDataset(tiles, ["lsbm", "hill"], [0.4], seed=1, crop=crop)
+        pairs = DevicePairs(ds, EpochSampler(4, 1), 4, "cpu")
+        x = next(iter(pairs.batches(0)))["x"]
+        assert x.shape == ((8, 1, 24, 24) if crop else (8, 1, 32, 48))
+        assert (x[4:] - x[:4]).abs().max() <= 1
+
+
+def test_stego_on_device_default() -> None:
+    from stegshield.training.train import TrainConfig, stego_on_device
+
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert stego_on_device(TrainConfig(), gpu) and not stego_on_device(TrainConfig(), cpu)
+    # precomputed stego folders are read by the CPU loader, also on a GPU
+    assert not stego_on_device(TrainConfig(stego=["s"]), gpu)
+    with pytest.raises(ValueError, match="--stego"):
+        stego_on_device(TrainConfig(stego=["s"], stego_on_device=True), gpu)
 
 
 def test_fixed_pairs_on_device_layout() -> None:
@@ -220,3 +249,15 @@ def test_warm_start_from_a_model_file(tmp_path: Path) -> None:
                           arch_config={"stem_pool": True}, **base))
     with pytest.raises(ValueError, match="--init"):
         train(TrainConfig(out=str(tmp_path / "d"), init="no-such-model", **base))
+
+
+def test_train_cli_rejects_an_empty_time_budget(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from stegshield.training.train_commands import train
+
+    tile_corpus(tmp_path / "corpus", 32, {"train": 2, "val": 2}, seed=3)
+    for opt, val in (("--max-minutes", "0"), ("--epoch-repeats", "0")):
+        r = CliRunner().invoke(train, ["--covers", str(tmp_path / "corpus"), opt, val,
+                                       "--out", str(tmp_path / "o")])
+        assert r.exit_code == 2 and opt in r.output

@@ -58,7 +58,7 @@ def detector_option(f: Callable[..., Any]) -> Callable[..., Any]:
     """``--detector`` and its shorthand ``--thorough`` (merged into ``detector``)."""
 
     @functools.wraps(f)
-    def wrapper(*args: Any, thorough: bool, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, thorough: bool = False, **kwargs: Any) -> Any:
         if thorough:
             if kwargs["detector"] not in ("auto", "cnn", "cnn-thorough"):
                 fail(f"--thorough selects the thorough CNN; it does not combine with "

@@ -43,10 +43,8 @@ _EPS32 = float(np.finfo(np.float32).eps)
 def sym_pad(x: Tensor, p: int) -> Tensor:
     """Mirror-pad the last two dims by ``p`` (numpy ``mode="symmetric"``: ``c b a | a b c``)."""
     def index(n: int) -> Tensor:
-        i = torch.arange(-p, n + p, device=x.device)
-        i = torch.where(i < 0, -i - 1, i)
-        i = torch.where(i >= n, 2 * n - 1 - i, i)
-        return i.clamp(0, n - 1)
+        i = torch.arange(-p, n + p, device=x.device) % (2 * n)  # period 2n, as numpy reflects
+        return torch.where(i >= n, 2 * n - 1 - i, i)
 
     return x.index_select(-2, index(x.shape[-2])).index_select(-1, index(x.shape[-1]))
 
@@ -146,15 +144,18 @@ def ternary_batch(x: Tensor, rho: Tensor, rates: Tensor, gen: torch.Generator,
 
 def lsb_batch(x: Tensor, rates: Tensor, gen: torch.Generator, matching: bool,
               sequential: bool) -> Tensor:
-    """LSB replacement (or ±1 matching) of a ``rate`` fraction of pixels per image, at random
-    positions or (``sequential``) the first ``rate·n`` pixels in raster order."""
+    """LSB replacement (or ±1 matching) of ``round(rate·n)`` pixels per image, at random
+    positions (exactly that many, as :func:`.data.embed`) or (``sequential``) the first ones
+    in raster order."""
     B, H, W = x.shape
     shape = (B, H, W)
+    k = torch.round(rates.to(torch.float64) * H * W).to(torch.int64).clamp(0, H * W)
     if sequential:
-        k = torch.round(rates * H * W).view(-1, 1, 1)
-        sel = torch.arange(H * W, device=x.device).view(1, H, W) < k
-    else:
-        sel = torch.rand(shape, generator=gen, device=x.device) < rates.view(-1, 1, 1)
+        sel = torch.arange(H * W, device=x.device).view(1, H, W) < k.view(-1, 1, 1)
+    else:  # the k smallest of n uniform keys: k positions without replacement
+        keys = torch.rand((B, H * W), generator=gen, device=x.device)
+        kth = keys.sort(dim=1).values.gather(1, (k - 1).clamp(min=0).view(-1, 1))
+        sel = ((keys <= kth) & (k > 0).view(-1, 1)).view(shape)
     bits = torch.randint(0, 2, shape, generator=gen, device=x.device, dtype=torch.int16)
     cur = x.to(torch.int16)
     need = sel & ((cur & 1) != bits)
@@ -220,7 +221,10 @@ class DeviceStegoMaker:
 
 
 def _d4(x: Tensor, code: Tensor) -> Tensor:
-    """Apply D4 transform ``code`` (0..7: rot90^(code % 4), flipped when code >= 4) per image."""
+    """Apply D4 transform ``code`` (0..7: rot90^(code % 4), flipped when code >= 4) per image
+    (a non-square batch keeps its shape: odd quarter turns become the even ones)."""
+    if x.shape[-1] != x.shape[-2]:
+        code = code - code % 2
     out = x.clone()
     for c in range(8):
         sel = (code == c).nonzero().squeeze(1)
@@ -277,13 +281,23 @@ class DevicePairs:
             rt = torch.tensor(rates, device=self.device)
             cover = self.maker.covers[it]
             stego = self.maker.make(it, algs, rt, gen)
-            if ds.augment:
+            if ds.augment:  # crop first (as augment_pair): D4 then works on any tile shape
+                cover, stego = _crop(cover, stego, ds.crop, rng)
                 code = torch.as_tensor(rng.integers(0, 8, size=len(idx)), device=self.device)
                 cover, stego = _d4(cover, code), _d4(stego, code)
-                cover, stego = _crop(cover, stego, ds.crop, rng)
+            elif ds.crop is not None:
+                cover, stego = _centre_crop(cover, ds.crop), _centre_crop(stego, ds.crop)
             x = torch.cat([cover, stego]).unsqueeze(1).to(torch.float32)
             y = torch.cat([torch.zeros(len(idx)), torch.ones(len(idx))]).to(self.device)
             yield {"x": x, "y": y, "alg": torch.tensor(algs), "rate": torch.tensor(rates)}
+
+
+def _centre_crop(x: Tensor, crop: int) -> Tensor:
+    H, W = x.shape[-2:]
+    if crop >= max(H, W):
+        return x
+    oy, ox = (H - crop) // 2, (W - crop) // 2
+    return x[..., oy:oy + crop, ox:ox + crop]
 
 
 def _crop(cover: Tensor, stego: Tensor, crop: int | None,

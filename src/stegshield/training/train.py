@@ -127,6 +127,16 @@ def _val_tiles(cfg: TrainConfig) -> TileSet:
     raise ValueError("validation needs a corpus folder with manifest.jsonl (split by source)")
 
 
+def stego_on_device(cfg: TrainConfig, device: torch.device) -> bool:
+    """Whether the training stego is made on ``device`` (default: on a GPU, unless precomputed
+    ``--stego`` folders are given, which the CPU loader reads)."""
+    if cfg.stego_on_device is None:
+        return device.type == "cuda" and not cfg.stego
+    if cfg.stego_on_device and cfg.stego:
+        raise ValueError("--stego folders are read by the CPU loader; drop --stego-on-device")
+    return cfg.stego_on_device
+
+
 def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
     """Start from the weights of a model file (shipped name or path) of the same architecture:
     short training sessions (a 15-minute GPU lease) can then add up."""
@@ -209,10 +219,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     for a in cfg.algorithms:
         if a not in ALGORITHMS:
             raise ValueError(f"unknown algorithm {a!r}; choose from {', '.join(ALGORITHMS)}")
-    on_device = cfg.stego_on_device if cfg.stego_on_device is not None else (
-        device.type == "cuda")
-    if on_device and cfg.stego:
-        raise ValueError("--stego folders are read by the CPU loader; drop --stego-on-device")
+    on_device = stego_on_device(cfg, device)
     if cfg.stego:
         from .data import StegoFolderDataset
 
@@ -281,7 +288,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         loader = DataLoader(train_ds, batch_size=cfg.batch_pairs, sampler=sampler,
                             collate_fn=collate_pairs, num_workers=cfg.workers,
                             persistent_workers=cfg.workers > 0)
-    amp = device.type == "cuda"  # bfloat16 body on a GPU; the SRM front end stays float32
+    # bfloat16 body on a GPU; the SRM front end stays float32, and models whose first layer
+    # sees the pixels directly (effnet-lite0: bf16_inference False) stay float32 throughout
+    amp = device.type == "cuda" and getattr(model, "bf16_inference", True)
     if amp:
         torch.backends.cudnn.benchmark = True  # fixed tile shapes: pick the fastest kernels
     budget = None if cfg.max_minutes is None else 60.0 * cfg.max_minutes
@@ -357,6 +366,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         else:
             final_stage = len(curriculum_rates(cfg.rates, epoch, cfg.stage_epochs)) == len(
                 cfg.rates)
+        state["elapsed"] = time.time() - t_start  # validation counts too
         if budget is not None and state["elapsed"] >= budget:
             print(f"time budget of {cfg.max_minutes:g} min reached")
             state["done"] = True

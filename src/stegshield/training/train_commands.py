@@ -27,9 +27,9 @@ def _floats(text: str) -> list[float]:
 @click.option("--stego-on-device/--stego-on-cpu", "stego_on_device", default=None,
               help="Make the training stego with torch on the training device (default: on "
                    "with --device cuda; 'hide' is then simulated as HILL) or in CPU workers.")
-@click.option("--epoch-repeats", default=1, show_default=True, type=int,
+@click.option("--epoch-repeats", default=1, show_default=True, type=click.IntRange(min=1),
               help="Passes over the training tiles per epoch (validation once per epoch).")
-@click.option("--max-minutes", default=None, type=float,
+@click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
               help="Time budget: the learning-rate schedule ends and training stops with it.")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
               help="Calibrate the best model on the validation split into "
