@@ -206,6 +206,10 @@ def test_training_with_stego_on_device_and_a_time_budget(tmp_path: Path) -> None
     assert (tmp_path / "run" / "best.safetensors").exists()
     rows = (tmp_path / "run" / "log.csv").read_text().strip().splitlines()
     assert len(rows) == 2
+    # rerun with a larger budget: it goes on from the checkpoint instead of stopping at once
+    cfg.max_minutes = 1e-4 + res["elapsed"] / 60
+    more = train(cfg)
+    assert more["epoch"] == 2 and more["global_step"] > 1
 
 
 def test_train_cli_with_stego_on_device_without_calibration(tmp_path: Path) -> None:

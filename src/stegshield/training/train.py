@@ -265,7 +265,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         torch.set_rng_state(blob["torch_rng"])
         saved_cfg = blob["state"]["config"]
         state = blob["state"]
-        state["config"] = {**saved_cfg, "epochs": cfg.epochs}
+        state["config"] = {**saved_cfg, "epochs": cfg.epochs, "max_minutes": cfg.max_minutes}
+        if state.get("budget_spent") and (cfg.max_minutes is None
+                                          or 60.0 * cfg.max_minutes > state["elapsed"]):
+            state["done"] = state["budget_spent"] = False  # a larger budget: go on
         print(f"resuming from epoch {state['epoch']} step {state['step_in_epoch']}")
     log_path = out / "log.csv"
     fields = ["epoch", "global_step", "lr", "rates", "train_loss", "train_acc", "val_loss",
@@ -369,7 +372,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         state["elapsed"] = time.time() - t_start  # validation counts too
         if budget is not None and state["elapsed"] >= budget:
             print(f"time budget of {cfg.max_minutes:g} min reached")
-            state["done"] = True
+            state["done"] = state["budget_spent"] = True
         if vauc > state["best_auc"]:
             state["best_auc"], state["best_epoch"], state["bad_epochs"] = vauc, epoch + 1, 0
             save_model(out / "best.safetensors", model,
