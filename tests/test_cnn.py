@@ -181,3 +181,29 @@ def test_scan_thorough_uses_the_thorough_model(tmp_path) -> None:
     assert list(rec["detectors"]) == ["cnn-thorough"]
     bad = CliRunner().invoke(scan, [str(img), "--thorough", "--detector", "classical"])
     assert bad.exit_code == 2 and "--thorough" in bad.output
+
+
+def test_batchnorm_folding_keeps_the_logits() -> None:
+    import torch
+
+    from stegshield.analysis.cnn.inference import fold_batchnorm
+    from stegshield.analysis.cnn.model import build_model
+
+    from imagegen import natural_like
+
+    torch.manual_seed(0)
+    net = build_model("light", width=8, full_res_layers=1)
+    for m in net.modules():  # non-trivial statistics, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+    net.eval()
+    x = torch.from_numpy(natural_like(64, 64, seed=2).astype(np.float32))[None, None]
+    with torch.no_grad():
+        ref = net(x)
+        assert fold_batchnorm(net) > 0
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.body.modules())
+        torch.testing.assert_close(net(x), ref, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError):
+        fold_batchnorm(build_model("light").train())
