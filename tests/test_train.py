@@ -109,6 +109,8 @@ def test_cli_commands(tmp_path: Path) -> None:
     _corpus(tmp_path / "corpus")
     r = CliRunner().invoke(models, [])
     assert r.exit_code == 0
+    assert "light-gray\tdetector=cnn\t" in r.output
+    assert "light-thorough\tdetector=cnn-thorough\t" in r.output
     r = CliRunner().invoke(train, ["--covers", str(tmp_path / "corpus"), "--epochs", "1",
                                    "--out", str(tmp_path / "o"), "--algorithms", "lsbm",
                                    "--rates", "0.4", "--tile", "32", "--crop", "32",

@@ -123,11 +123,16 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
     """List the shipped CNN detectors."""
-    from ..analysis.cnn import shipped_models
+    from ..analysis.cnn import THOROUGH_MODEL, shipped_models
+    from ..analysis.cnn.inference import DEFAULT_MODEL
+    from ..analysis.pretrained import DEFAULT_PRETRAINED
 
     infos = shipped_models()
+    used_by = {DEFAULT_MODEL: "cnn", THOROUGH_MODEL: "cnn-thorough",
+               DEFAULT_PRETRAINED: "pretrained"}
     if as_json:
-        click.echo(json.dumps([{"name": m.name, "path": str(m.path), "bytes": m.size_bytes,
+        click.echo(json.dumps([{"name": m.name, "detector": used_by.get(m.name),
+                                "path": str(m.path), "bytes": m.size_bytes,
                                 "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
                                 "metrics": m.meta.get("test_metrics", {})} for m in infos],
                               indent=2))
@@ -137,5 +142,6 @@ def models(as_json: bool) -> None:
         return
     for m in infos:
         card = m.path.with_suffix(".md")
-        click.echo(f"{m.name}\tarch={m.meta.get('arch')}\ttile={m.meta.get('tile')}\t"
+        click.echo(f"{m.name}\tdetector={used_by.get(m.name, '-')}\tarch={m.meta.get('arch')}\t"
+                   f"tile={m.meta.get('tile')}\t"
                    f"{m.size_bytes / 1024:.0f} KiB\tcard={card.name if card.exists() else '-'}")
