@@ -113,8 +113,12 @@ class Analysis:
     """Family-wise estimate ``min(1, k * min(fprs))`` (``nan`` = no judgement)."""
 
 
+#: The package that registers each learned detector.
+_LEARNED_MODULES = {"cnn": "cnn", "cnn-thorough": "cnn", "pretrained": "pretrained"}
+
+
 def _learned_module(name: str) -> str:
-    return f"stegshield.analysis.{name.split('-')[0]}"  # cnn-thorough lives in analysis.cnn
+    return f"stegshield.analysis.{_LEARNED_MODULES[name]}"
 
 
 def learned_available(name: str) -> bool:

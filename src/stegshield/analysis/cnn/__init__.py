@@ -11,9 +11,11 @@ Modules: :mod:`.model` (architectures), :mod:`.inference` (loading, tiling scan)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-__all__ = ["THOROUGH_MODEL", "cnn_detector", "shipped_models", "thorough_detector"]
+__all__ = ["THOROUGH_MODEL", "cnn_detector", "model_detector", "shipped_models",
+           "thorough_detector"]
 
 #: The slower, more accurate model behind ``--detector cnn-thorough`` / ``scan --thorough``.
 THOROUGH_MODEL = "light-thorough"
@@ -26,14 +28,24 @@ def cnn_detector(**kwargs: Any) -> Any:
     return CNNDetector(**kwargs)
 
 
-def thorough_detector(**kwargs: Any) -> Any:
-    """:class:`.inference.CNNDetector` with the thorough model (full-resolution, width 32);
-    its ``name`` is ``"cnn-thorough"``."""
-    from .inference import CNNDetector
+def model_detector(name: str, default_model: str) -> Callable[..., Any]:
+    """A registry factory: :class:`.inference.CNNDetector` on the shipped ``default_model``
+    (``model=`` picks another file), reporting itself as ``name``."""
 
-    det = CNNDetector(kwargs.pop("model", THOROUGH_MODEL), **kwargs)
-    det.name = "cnn-thorough"
-    return det
+    def factory(**kwargs: Any) -> Any:
+        from .inference import CNNDetector
+
+        det = CNNDetector(kwargs.pop("model", default_model), **kwargs)
+        det.name = name
+        return det
+
+    factory.__name__ = factory.__qualname__ = f"{name.replace('-', '_')}_detector"
+    factory.__doc__ = f"CNNDetector on the shipped {default_model!r}, named {name!r}."
+    return factory
+
+
+#: The full-resolution width-32 model (``--detector cnn-thorough``).
+thorough_detector = model_detector("cnn-thorough", THOROUGH_MODEL)
 
 
 def shipped_models() -> list[Any]:

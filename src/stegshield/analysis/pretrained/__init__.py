@@ -8,7 +8,7 @@ features + a linear classifier or fine-tuned with the stem's stride removed (You
 
 from __future__ import annotations
 
-from typing import Any
+from ..cnn import model_detector
 
 __all__ = ["DEFAULT_PRETRAINED", "pretrained_detector"]
 
@@ -16,11 +16,6 @@ __all__ = ["DEFAULT_PRETRAINED", "pretrained_detector"]
 DEFAULT_PRETRAINED = "effnet-lite0"
 
 
-def pretrained_detector(**kwargs: Any) -> Any:
-    """A :class:`~stegshield.analysis.cnn.inference.CNNDetector` on the shipped pretrained model
-    (``model=`` picks another file); its ``name`` is ``"pretrained"``."""
-    from ..cnn.inference import CNNDetector
-
-    det = CNNDetector(kwargs.pop("model", DEFAULT_PRETRAINED), **kwargs)
-    det.name = "pretrained"
-    return det
+#: A :class:`~stegshield.analysis.cnn.inference.CNNDetector` on the shipped pretrained model
+#: (``model=`` picks another file); its ``name`` is ``"pretrained"``.
+pretrained_detector = model_detector("pretrained", DEFAULT_PRETRAINED)
