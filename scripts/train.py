@@ -348,6 +348,10 @@ def model_card(name: str, meta: dict, results: dict, corpus: Path) -> str:
     if on_device:
         budget += ("; stego made on the training device by `stegshield.training.torch_stego`, "
                    "where `hide` is simulated as HILL at its rate")
+    init = tr.get("init", "random")
+    if init not in (None, "random"):
+        budget += (f"; warm-started from `{init}` as shipped before this run (its own card, "
+                   "in the git history, describes how that one was trained)")
     if tr.get("early_algorithms"):
         curric = (f"; algorithm curriculum: only {', '.join(tr['early_algorithms'])} for the "
                   f"first {tr.get('alg_stage_epochs')} epochs, each later algorithm starts its "

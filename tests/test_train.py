@@ -139,3 +139,15 @@ def test_algorithm_curriculum_and_group_weights() -> None:
     s.epoch = 1
     order = [k[1] for k in s]
     assert len(order) == 5 and order == [k[1] for k in s]  # deterministic per epoch
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_resume_on_cuda(tmp_path: Path) -> None:
+    """A GPU run cut off mid-way resumes (the checkpoint's CPU RNG state was once mapped onto
+    the GPU, and set_rng_state refused it)."""
+    from stegshield.training.train import train
+
+    _corpus(tmp_path / "corpus")
+    part = train(_cfg(tmp_path, "gpu", device="cuda", stop_after_steps=3))
+    assert part["interrupted"]
+    assert train(_cfg(tmp_path, "gpu", device="cuda"))["epoch"] == 2

@@ -262,7 +262,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         blob = torch.load(ckpt, map_location=device, weights_only=True)
         model.load_state_dict(blob["model"])
         opt.load_state_dict(blob["opt"])
-        torch.set_rng_state(blob["torch_rng"])
+        torch.set_rng_state(blob["torch_rng"].cpu())
         saved_cfg = blob["state"]["config"]
         state = blob["state"]
         state["config"] = {**saved_cfg, "epochs": cfg.epochs, "max_minutes": cfg.max_minutes}
