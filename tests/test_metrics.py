@@ -110,3 +110,22 @@ def test_against_brute_force(data: tuple[np.ndarray, np.ndarray], target: float)
     f_th, t_th = points[th]
     assert f_th <= target + 1e-12
     assert t_th == pytest.approx(best)
+
+
+def test_weighted_auc_equals_repeating_examples() -> None:
+    """Integer weights act as copies: a photo that gave 3 tiles at weight 1/3 counts once."""
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, 40)
+    y[:2] = [0, 1]
+    s = np.round(rng.normal(size=40), 1)  # ties included
+    w = rng.integers(1, 4, 40)
+    rep_y, rep_s = np.repeat(y, w), np.repeat(s, w)
+    assert roc_auc(y, s, w) == pytest.approx(roc_auc(rep_y, rep_s))
+    assert roc_auc(y, s, np.full(40, 0.25)) == pytest.approx(roc_auc(y, s))
+    # one heavy, badly separated group no longer dominates once it is down-weighted
+    y2 = np.r_[np.zeros(10), np.ones(10), 0, 1]
+    s2 = np.r_[np.ones(10), np.zeros(10), 0.0, 1.0]
+    assert roc_auc(y2, s2) < 0.2
+    assert roc_auc(y2, s2, np.r_[np.full(20, 0.01), 1.0, 1.0]) > 0.8
+    with pytest.raises(ValueError, match="weights"):
+        roc_auc([0, 1], [0.0, 1.0], [1.0, 0.0])

@@ -169,6 +169,12 @@ def test_fixed_pairs_on_device_layout() -> None:
     assert [(p[2], p[3]) for p in pairs] == [(0, 0.4), (1, 0.4), (0, 0.2), (1, 0.2), (0, 0.4)]
     assert all(p[0].shape == (16, 16) and p[1].shape == (16, 16) for p in pairs)
     assert all((p[0] != p[1]).sum() > 0 for p in pairs)
+    every = fixed_pairs_on_device(tiles, ["lsbr", "hill"], [0.4, 0.2], seed=9, device="cpu",
+                                  every_algorithm=True)
+    assert [(p[2], p[3]) for p in every[:4]] == [(0, 0.4), (1, 0.2), (0, 0.2), (1, 0.4)]
+    assert len(every) == 10 and all(np.array_equal(every[2 * i][0], tiles.images[i])
+                                    and np.array_equal(every[2 * i + 1][0], tiles.images[i])
+                                    for i in range(5))
 
 
 def test_epoch_sampler_repeats() -> None:

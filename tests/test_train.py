@@ -151,3 +151,32 @@ def test_resume_on_cuda(tmp_path: Path) -> None:
     part = train(_cfg(tmp_path, "gpu", device="cuda", stop_after_steps=3))
     assert part["interrupted"]
     assert train(_cfg(tmp_path, "gpu", device="cuda"))["epoch"] == 2
+
+
+def test_validation_set_covers_every_algorithm_and_weighs_photos_equally(tmp_path: Path) -> None:
+    """The best epoch is chosen on a validation set where each source photo counts once (a
+    photo that gave many tiles used to dominate it) and every tile meets every algorithm."""
+    import json
+
+    from stegshield.training.train import _validation_set
+
+    root = _corpus(tmp_path / "corpus")
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").open()]
+    for r in rows:  # three val tiles from one big photo, one from a small photo
+        if r["split"] == "val":
+            r["group"] = "small" if r["path"].endswith("t3.png") else "big"
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"])
+    x, y, alg, w = _validation_set(cfg, None)
+    assert len(x) == 4 + 4 * 3 and y.sum() == 12
+    assert all(sorted(alg[4:][3 * i:3 * i + 3]) == [0, 1, 2] for i in range(4))
+    assert w[y == 0].sum() == pytest.approx(0.5) and w[y == 1].sum() == pytest.approx(0.5)
+    assert w[3] == pytest.approx(w[:3].sum())  # the small photo weighs as much as the big one
+    for i in range(4):  # each stego differs from its own cover by ±1 changes only
+        for k in range(3):
+            d = x[4 + 3 * i + k].astype(int) - x[i].astype(int)
+            assert np.abs(d).sum() > 0 and np.abs(d).max() == 1
+    _, _, alg1, w1 = _validation_set(_cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"],
+                                          val_every_algorithm=False, val_weighting="tile"),
+                                     None)
+    assert len(alg1) == 8 and np.allclose(w1, 1 / 8)

@@ -31,32 +31,39 @@ def _check(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray
     return y, s
 
 
-def roc_curve(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(labels: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return ``(fpr, tpr, thresholds)`` for every distinct threshold, from (0, 0) to (1, 1).
 
     ``thresholds[0] = +inf`` (nothing positive); point ``i`` uses ``score >=
-    thresholds[i]``; thresholds are strictly decreasing.
+    thresholds[i]``; thresholds are strictly decreasing.  ``weights`` (positive, one per
+    example) make the rates weighted fractions, e.g. so that every source photograph counts
+    equally however many tiles it gave.
     """
     y, s = _check(labels, scores)
+    w = np.ones(s.size) if weights is None else np.asarray(weights, np.float64).ravel()
+    if w.shape != s.shape or not (np.isfinite(w).all() and (w > 0).all()):
+        raise ValueError("weights must be positive and finite, one per example")
     order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
+    s, y, w = s[order], y[order], w[order]
     last = np.r_[np.flatnonzero(np.diff(s) != 0), s.size - 1]  # last index of each tie run
-    tp = np.cumsum(y)[last]
-    fp = (last + 1) - tp
-    tpr = np.r_[0.0, tp / y.sum()]
-    fpr = np.r_[0.0, fp / (~y).sum()]
+    tp = np.cumsum(np.where(y, w, 0.0))[last]
+    fp = np.cumsum(np.where(y, 0.0, w))[last]
+    tpr = np.r_[0.0, tp / tp[-1]]
+    fpr = np.r_[0.0, fp / fp[-1]]
     return fpr, tpr, np.r_[np.inf, s[last]]
 
 
-def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float:
-    """Area under the ROC curve (ties count one half, as in the Mann-Whitney U)."""
-    fpr, tpr, _ = roc_curve(labels, scores)
+def roc_auc(labels: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None) -> float:
+    """Area under the ROC curve (ties count one half, as in the Mann-Whitney U); optionally
+    with per-example ``weights`` (see :func:`roc_curve`)."""
+    fpr, tpr, _ = roc_curve(labels, scores, weights)
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
-def p_e(labels: ArrayLike, scores: ArrayLike) -> float:
+def p_e(labels: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None) -> float:
     """Minimum over thresholds of ``(P_FA + P_MD) / 2`` (0.5 = chance, 0 = perfect)."""
-    fpr, tpr, _ = roc_curve(labels, scores)
+    fpr, tpr, _ = roc_curve(labels, scores, weights)
     return float(np.min((fpr + 1.0 - tpr) / 2.0))
 
 

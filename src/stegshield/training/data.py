@@ -373,22 +373,37 @@ def collate_pairs(batch: list[tuple[np.ndarray, np.ndarray, int, float]]) -> dic
             "rate": torch.tensor([b[3] for b in batch])}
 
 
+def val_layout(n: int, n_algorithms: int, rates: Sequence[float], every_algorithm: bool
+               ) -> list[tuple[int, int, float]]:
+    """``(tile, algorithm, rate)`` of the validation pairs.  One pair per tile: tile ``i`` gets
+    algorithm ``i mod A`` and rate ``(i // A) mod R``.  ``every_algorithm``: ``A`` pairs per
+    tile, tile-major, algorithm ``a`` at rate ``(i + a) mod R`` (so each algorithm is measured
+    on every validation photo, not on a seventh of them)."""
+    if every_algorithm:
+        return [(i, a, float(rates[(i + a) % len(rates)]))
+                for i in range(n) for a in range(n_algorithms)]
+    return [(i, i % n_algorithms, float(rates[(i // n_algorithms) % len(rates)]))
+            for i in range(n)]
+
+
 def fixed_pairs(tiles: TileSet, algorithms: Sequence[str], rates: Sequence[float], seed: int,
                 crop: int | None = None,
                 progress: Callable[[Iterator[int]], Iterator[int]] | None = None,
+                every_algorithm: bool = False,
                 ) -> list[tuple[np.ndarray, np.ndarray, int, float]]:
-    """Deterministic validation pairs: tile ``i`` gets algorithm ``i mod A`` and rate
-    ``(i // A) mod R`` (no augmentation; centre crop when ``crop`` is set)."""
+    """Deterministic validation pairs laid out by :func:`val_layout` (no augmentation; centre
+    crop when ``crop`` is set)."""
     ds = PairDataset(tiles, algorithms, rates, seed, crop=crop, augment=False)
+    layout = val_layout(len(tiles), len(algorithms), rates, every_algorithm)
     out = []
-    it: Iterator[int] = iter(range(len(tiles)))
+    it: Iterator[int] = iter(range(len(layout)))
     if progress is not None:
         it = progress(it)
-    for i in it:
-        a = i % len(algorithms)
-        r = rates[(i // len(algorithms)) % len(rates)]
+    for k in it:
+        i, a, r = layout[k]
         x = tiles.images[i]
-        rng = ds.rng(10**6, i)  # an "epoch" training never reaches
+        # an "epoch" training never reaches; the one-pair layout keeps its historical stream
+        rng = ds.rng(10**6 + (a + 1 if every_algorithm else 0), i)
         costs = ds.costs(i, algorithms[a]) if algorithms[a] in _COST_ALGS else None
         y = embed(x, algorithms[a], r, rng, costs)
         if crop is not None:

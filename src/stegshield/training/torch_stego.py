@@ -316,25 +316,27 @@ def _crop(cover: Tensor, stego: Tensor, crop: int | None,
 
 def fixed_pairs_on_device(tiles: object, algorithms: Sequence[str], rates: Sequence[float],
                           seed: int, device: torch.device | str, crop: int | None = None,
-                          batch: int = 64) -> list[tuple[np.ndarray, np.ndarray, int, float]]:
-    """Validation pairs as :func:`.data.fixed_pairs` lays them out (tile ``i``: algorithm
-    ``i mod A``, rate ``(i // A) mod R``; centre crop), with the stego made on ``device``."""
+                          batch: int = 64, every_algorithm: bool = False,
+                          ) -> list[tuple[np.ndarray, np.ndarray, int, float]]:
+    """Validation pairs as :func:`.data.fixed_pairs` lays them out (:func:`.data.val_layout`;
+    centre crop), with the stego made on ``device``."""
+    from .data import val_layout
+
     images = tiles.images  # type: ignore[attr-defined]
     covers = torch.from_numpy(np.stack(images)).to(device)
     maker = DeviceStegoMaker(covers, algorithms)
-    n = len(images)
-    algs = [i % len(algorithms) for i in range(n)]
-    rts = [float(rates[(i // len(algorithms)) % len(rates)]) for i in range(n)]
+    layout = val_layout(len(images), len(algorithms), rates, every_algorithm)
     gen = torch.Generator(torch.device(device)).manual_seed(seed)
     out = []
-    for s in range(0, n, batch):
-        it = torch.arange(s, min(n, s + batch), device=device)
-        st = maker.make(it, algs[s:s + batch], torch.tensor(rts[s:s + batch], device=device),
-                        gen).cpu().numpy()
-        for j, i in enumerate(range(s, min(n, s + batch))):
+    for s in range(0, len(layout), batch):
+        part = layout[s:s + batch]
+        it = torch.tensor([i for i, _, _ in part], device=device)
+        st = maker.make(it, [a for _, a, _ in part],
+                        torch.tensor([r for _, _, r in part], device=device), gen).cpu().numpy()
+        for j, (i, a, r) in enumerate(part):
             x, y = images[i], st[j]
             if crop is not None:
                 oy, ox = (x.shape[0] - crop) // 2, (x.shape[1] - crop) // 2
                 x, y = x[oy:oy + crop, ox:ox + crop], y[oy:oy + crop, ox:ox + crop]
-            out.append((x, y, algs[i], rts[i]))
+            out.append((x, y, a, r))
     return out

@@ -59,6 +59,10 @@ class TrainConfig:
     alg_stage_epochs: int = 0  # epochs with only early_algorithms
     group_balance: float = 0.0  # sampling weight 1/(tiles of the source photo)^group_balance
     val_rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
+    # validation: a stego of every algorithm for every tile (else one algorithm per tile), and
+    # "photo": every source photograph weighs the same in the validation metrics (else "tile")
+    val_every_algorithm: bool = True
+    val_weighting: str = "photo"
     epochs: int = 30
     batch_pairs: int = 16
     lr: float = 2e-3
@@ -125,6 +129,35 @@ def _val_tiles(cfg: TrainConfig) -> TileSet:
     if (root / "manifest.jsonl").exists():
         return load_tiles(root, "val", cfg.val_tile, cfg.limit)
     raise ValueError("validation needs a corpus folder with manifest.jsonl (split by source)")
+
+
+def _validation_set(cfg: TrainConfig, device: torch.device | None
+                    ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
+    """Validation images (each cover once, then its stego), labels, algorithm index (-1 for
+    covers) and weights that sum to 1/2 per class (per photo or per tile, ``val_weighting``).
+    The stego is made on ``device`` when given (torch_stego), else by the CPU embedders."""
+    if cfg.val_weighting not in ("photo", "tile"):
+        raise ValueError(f"val_weighting must be 'photo' or 'tile', not {cfg.val_weighting!r}")
+    tiles = _val_tiles(cfg)
+    every = cfg.val_every_algorithm
+    if device is not None:  # the CPU embedders (conseal, the crypto stack) need not be installed
+        from .torch_stego import fixed_pairs_on_device
+
+        pairs = fixed_pairs_on_device(tiles, cfg.algorithms, cfg.val_rates, cfg.seed + 1000,
+                                      device, crop=cfg.crop, every_algorithm=every)
+    else:
+        pairs = fixed_pairs(tiles, cfg.algorithms, cfg.val_rates, cfg.seed + 1000,
+                            crop=cfg.crop, every_algorithm=every)
+    per_tile = len(cfg.algorithms) if every else 1
+    n = len(tiles)
+    covers = [pairs[i * per_tile][0] for i in range(n)]
+    x = covers + [p[1] for p in pairs]
+    y = np.r_[np.zeros(n), np.ones(len(pairs))]
+    alg = np.r_[np.full(n, -1), np.array([p[2] for p in pairs])]
+    gw = group_weights(tiles.rows, 1.0) if cfg.val_weighting == "photo" else None
+    cw = np.ones(n) if gw is None else gw
+    w = np.r_[cw / cw.sum(), np.repeat(cw, per_tile) / (cw.sum() * per_tile)] / 2.0
+    return x, y, alg, w
 
 
 def stego_on_device(cfg: TrainConfig, device: torch.device) -> bool:
@@ -228,17 +261,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         train_ds = PairDataset(_train_tiles(cfg), cfg.algorithms, cfg.rates, cfg.seed, cfg.crop,
                                cfg.stage_epochs, early_algorithms=cfg.early_algorithms,
                                alg_stage_epochs=cfg.alg_stage_epochs)
-    if on_device:  # the CPU embedders (conseal, the crypto stack) need not be installed
-        from .torch_stego import fixed_pairs_on_device
-
-        val_pairs = fixed_pairs_on_device(_val_tiles(cfg), cfg.algorithms, cfg.val_rates,
-                                          cfg.seed + 1000, device, crop=cfg.crop)
-    else:
-        val_pairs = fixed_pairs(_val_tiles(cfg), cfg.algorithms, cfg.val_rates,
-                                cfg.seed + 1000, crop=cfg.crop)
-    val_x = [p[0] for p in val_pairs] + [p[1] for p in val_pairs]
-    val_y = np.r_[np.zeros(len(val_pairs)), np.ones(len(val_pairs))]
-    val_alg = np.array([p[2] for p in val_pairs] * 2)
+    val_x, val_y, val_alg, val_w = _validation_set(cfg, device if on_device else None)
 
     model = build_model(cfg.arch, **cfg.arch_config)
     if cfg.init == "imagenet":
@@ -346,20 +369,22 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 return {"interrupted": True, **state}
         # ---- validation
         logits = predict(model, val_x, device)
-        vloss = float(loss_fn(torch.from_numpy(logits), torch.from_numpy(val_y).float()))
-        vacc = float(((logits > 0) == val_y).mean())
-        vauc = roc_auc(val_y, logits)
+        per = nn.functional.binary_cross_entropy_with_logits(
+            torch.from_numpy(logits), torch.from_numpy(val_y).float(), reduction="none").numpy()
+        vloss = float(np.sum(val_w * per))  # val_w: each class sums to 1/2
+        vacc = float(np.sum(val_w * ((logits > 0) == val_y)))
+        vauc = roc_auc(val_y, logits, val_w)
         by_alg = {}
         for ai, a in enumerate(cfg.algorithms):
-            m = val_alg == ai
-            if m.any() and 0 < val_y[m].sum() < m.sum():
-                by_alg[a] = round(roc_auc(val_y[m], logits[m]), 4)
+            m = (val_alg == ai) | (val_y == 0)
+            if (val_alg == ai).any():
+                by_alg[a] = round(roc_auc(val_y[m], logits[m], val_w[m]), 4)
         row = {"epoch": epoch + 1, "global_step": state["global_step"], "lr": f"{lr:.3g}",
                "rates": _stage_text(train_ds, cfg, epoch),
                "train_loss": f"{state['sum_loss'] / max(1, state['sum_n']):.5f}",
                "train_acc": f"{state['sum_correct'] / max(1, state['sum_n']):.4f}",
                "val_loss": f"{vloss:.5f}", "val_acc": f"{vacc:.4f}", "val_auc": f"{vauc:.4f}",
-               "val_pe": f"{p_e(val_y, logits):.4f}", "val_auc_by_alg": json.dumps(by_alg),
+               "val_pe": f"{p_e(val_y, logits, val_w):.4f}", "val_auc_by_alg": json.dumps(by_alg),
                "seconds": f"{time.time() - t0:.1f}"}
         with log_path.open("a", newline="") as fh:
             csv.DictWriter(fh, fieldnames=fields).writerow(row)

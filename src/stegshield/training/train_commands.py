@@ -49,6 +49,12 @@ def _floats(text: str) -> list[float]:
 @click.option("--group-balance", default=0.0, show_default=True, type=float,
               help="Sample tiles with weight 1/(tiles of their source photo)^POWER "
                    "(0 = uniform, 1 = every photo equally).")
+@click.option("--val-weighting", default="photo", show_default=True,
+              type=click.Choice(["photo", "tile"]),
+              help="Validation metrics (and so the best-epoch choice) weigh every source "
+                   "photo the same (photo) or every tile (tile).")
+@click.option("--val-every-algorithm/--val-one-algorithm", default=True, show_default=True,
+              help="Validate each tile against a stego of every algorithm, or of one.")
 @click.option("--arch-config", default="{}", show_default=True,
               help='Architecture options as JSON, e.g. \'{"stem_pool": true}\'.')
 @click.option("--init", default="random", show_default=True,
@@ -73,7 +79,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
           stego_on_device: bool | None, epoch_repeats: int, max_minutes: float | None,
           calibrate: bool, out: str,
           algorithms: str, rates: str, stage_epochs: int, early_algorithms: str,
-          alg_stage_epochs: int, group_balance: float, arch_config: str, init: str,
+          alg_stage_epochs: int, group_balance: float, val_weighting: str,
+          val_every_algorithm: bool, arch_config: str, init: str,
           linear_probe: bool, batch_pairs: int, lr: float,
           tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
           limit: int | None, progress: bool) -> None:
@@ -88,6 +95,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                       early_algorithms=[a.strip() for a in early_algorithms.split(",")
                                         if a.strip()],
                       alg_stage_epochs=alg_stage_epochs, group_balance=group_balance,
+                      val_weighting=val_weighting, val_every_algorithm=val_every_algorithm,
                       rates=_floats(rates), stage_epochs=stage_epochs, epochs=epochs,
                       batch_pairs=batch_pairs, lr=lr, crop=crop, train_tiles=[tile], val_tile=tile,
                       patience=patience, seed=seed,
