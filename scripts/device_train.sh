@@ -8,7 +8,10 @@
 #   [MODELS="fast thorough"] [BATCH=64] [WARM=1] bash scripts/device_train.sh COVERS DEST MINUTES [train options]
 #
 # WARM=1 continues from the shipped weights (light-gray, light-thorough) instead of from
-# scratch, so that short GPU leases add up.  DEST receives NAME.safetensors (best validation
+# scratch, so that short GPU leases add up.  Each model resumes from $WORK/NAME/checkpoint.pt
+# when it is there: a second call made while the machine is still warm (within its idle
+# window, ~30 s) with a larger MINUTES continues the same runs (the fifth session did
+# 8.6 then 12.0 minutes, with `--epoch-repeats 40` for BATCH=64).  DEST receives NAME.safetensors (best validation
 # AUC) and NAME.csv (per-epoch log) for each model, refreshed every 15 s so that a run cut off
 # still leaves its best models; run.log holds the output.  Calibration needs the CPU
 # embedders, so it runs afterwards on the CPU (scripts/train.py --skip-train).

@@ -30,15 +30,18 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--model", default="light-thorough")
     ap.add_argument("--pairs", default=None, help="npz from scripts/train.py's eval cache")
-    ap.add_argument("--rows", default="lsbm@0.4,lsbm@0.1,suniward@0.4")
+    ap.add_argument("--rows", default=None,
+                    help="with --pairs: rows of the npz (default lsbm@0.4,lsbm@0.1,suniward@0.4)")
     args = ap.parse_args()
+    if args.rows and not args.pairs:
+        ap.error("--rows needs --pairs (without it the stego is LSBM 0.4 made here)")
     ts = load_tiles(args.corpus, args.split, args.tile)
     if args.pairs:
         z = np.load(args.pairs)
         covers = z["covers"]
         if len(covers) != len(ts):
             raise SystemExit(f"{args.pairs}: {len(covers)} covers, the split has {len(ts)}")
-        stego = {k: z[k] for k in args.rows.split(",")}
+        stego = {k: z[k] for k in (args.rows or "lsbm@0.4,lsbm@0.1,suniward@0.4").split(",")}
     else:
         covers = np.stack(ts.images)
         stego = {"lsbm@0.4": np.stack([embed(x, "lsbm", 0.4, np.random.default_rng([9, i]))

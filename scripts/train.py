@@ -321,6 +321,15 @@ def _baseline_line(results: dict) -> str:
         "tiles/s in the same run.\n")
 
 
+def _val_text(tr: dict) -> str:
+    """How the training run validated (runs from before these settings: one algorithm per
+    tile, every tile equal)."""
+    every = tr.get("val_every_algorithm", False)
+    power = float(tr.get("val_group_balance", 0.0))
+    return (f"{'a stego of every algorithm' if every else 'one algorithm'} per validation tile, "
+            f"tile weight 1/(tiles of its photo)^{power:g}")
+
+
 def model_card(name: str, meta: dict, results: dict, corpus: Path) -> str:
     tr = meta.get("train", {})
     conf = meta.get("config", {}) or {}
@@ -368,7 +377,8 @@ holds the calibration.
   split {meta.get('train_tiles')} tiles of {tsize}² from {meta.get('train_groups')} source
   photographs (sampling weight 1/(tiles of the photo)^{tr.get('group_balance', 0)}; random D4
   transforms, same for cover and stego);
-  validation split {meta.get('val_pairs')} cover/stego pairs; test split
+  validation split: {meta.get('val_pairs')} cover/stego pairs (one algorithm per tile) for the
+  calibration; test split
   {results['128']['n']} tiles of 128² and {results['256']['n']} tiles of 256², from source
   photographs seen neither in training nor in validation.  Never trained on
   mate-backgrounds, ukui-wallpapers, lomiri-wallpapers-*.
@@ -377,8 +387,8 @@ holds the calibration.
   bpp (a lower rate joins every {tr.get('stage_epochs')} epochs{curric}).
 * **Training**: epochs {tr.get('epochs')}{budget}, best epoch {meta.get('epoch')} by
   validation AUC
-  ({meta.get('val_auc', float('nan')):.4f}); batch {tr.get('batch_pairs')} pairs; AdamW lr
-  {tr.get('lr')}; seed {tr.get('seed')}.
+  ({meta.get('val_auc', float('nan')):.4f}; {_val_text(tr)}); batch
+  {tr.get('batch_pairs')} pairs; AdamW lr {tr.get('lr')}; seed {tr.get('seed')}.
 * **Command**: `{meta.get('command')}`{(' ' + meta['command_note']) if meta.get('command_note')
                                          else ''}.
 * **Calibration**: Platt a = {meta['calibration']['a']:.4f}, b = {meta['calibration']['b']:.4f}

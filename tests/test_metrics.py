@@ -121,6 +121,7 @@ def test_weighted_auc_equals_repeating_examples() -> None:
     w = rng.integers(1, 4, 40)
     rep_y, rep_s = np.repeat(y, w), np.repeat(s, w)
     assert roc_auc(y, s, w) == pytest.approx(roc_auc(rep_y, rep_s))
+    assert p_e(y, s, w) == pytest.approx(p_e(rep_y, rep_s))
     assert roc_auc(y, s, np.full(40, 0.25)) == pytest.approx(roc_auc(y, s))
     # one heavy, badly separated group no longer dominates once it is down-weighted
     y2 = np.r_[np.zeros(10), np.ones(10), 0, 1]

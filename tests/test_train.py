@@ -166,7 +166,7 @@ def test_validation_set_covers_every_algorithm_and_weighs_photos_equally(tmp_pat
         if r["split"] == "val":
             r["group"] = "small" if r["path"].endswith("t3.png") else "big"
     (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    cfg = _cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"])
+    cfg = _cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"], val_group_balance=1.0)
     x, y, alg, w = _validation_set(cfg, None)
     assert len(x) == 4 + 4 * 3 and y.sum() == 12
     assert all(sorted(alg[4:][3 * i:3 * i + 3]) == [0, 1, 2] for i in range(4))
@@ -176,7 +176,29 @@ def test_validation_set_covers_every_algorithm_and_weighs_photos_equally(tmp_pat
         for k in range(3):
             d = x[4 + 3 * i + k].astype(int) - x[i].astype(int)
             assert np.abs(d).sum() > 0 and np.abs(d).max() == 1
+    _, _, _, wd = _validation_set(_cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"]), None)
+    assert wd[:3].sum() / wd[3] == pytest.approx(3 ** 0.5)  # default power 0.5: in between
     _, _, alg1, w1 = _validation_set(_cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"],
-                                          val_every_algorithm=False, val_weighting="tile"),
+                                          val_every_algorithm=False, val_group_balance=0.0),
                                      None)
     assert len(alg1) == 8 and np.allclose(w1, 1 / 8)
+
+
+def test_resumed_run_keeps_the_validation_it_started_with(tmp_path: Path, capsys) -> None:
+    """A checkpoint from before the photo-balanced, every-algorithm validation resumes with
+    the old validation, so its best AUC is compared with the same statistic."""
+    from stegshield.analysis.cnn.inference import load_model
+    from stegshield.training.train import train
+
+    _corpus(tmp_path / "corpus")
+    assert train(_cfg(tmp_path, "old", stop_after_steps=3))["interrupted"]
+    ck = tmp_path / "old" / "checkpoint.pt"
+    blob = torch.load(ck, weights_only=True)
+    for k in ("val_every_algorithm", "val_group_balance"):  # as saved by older versions
+        del blob["state"]["config"][k]
+    torch.save(blob, ck)
+    assert train(_cfg(tmp_path, "old"))["epoch"] == 2
+    assert "val_every_algorithm = False as in the saved run" in capsys.readouterr().out
+    _, meta = load_model(tmp_path / "old" / "last.safetensors")
+    assert meta["train"]["val_every_algorithm"] is False
+    assert meta["train"]["val_group_balance"] == 0.0

@@ -404,11 +404,12 @@ def fixed_pairs(tiles: TileSet, algorithms: Sequence[str], rates: Sequence[float
         x = tiles.images[i]
         # an "epoch" training never reaches; the one-pair layout keeps its historical stream
         rng = ds.rng(10**6 + (a + 1 if every_algorithm else 0), i)
-        costs = ds.costs(i, algorithms[a]) if algorithms[a] in _COST_ALGS else None
+        costs = (adaptive_costs(x, algorithms[a]) if algorithms[a] in _COST_ALGS
+                 else None)  # used once: not kept in the dataset's cache
         y = embed(x, algorithms[a], r, rng, costs)
         if crop is not None:
             oy, ox = (x.shape[0] - crop) // 2, (x.shape[1] - crop) // 2
-            x, y = x[oy:oy + crop, ox:ox + crop], y[oy:oy + crop, ox:ox + crop]
+            x, y = x[oy:oy + crop, ox:ox + crop].copy(), y[oy:oy + crop, ox:ox + crop].copy()
         out.append((x, y, a, float(r)))
     return out
 

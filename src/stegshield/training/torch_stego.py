@@ -337,6 +337,6 @@ def fixed_pairs_on_device(tiles: object, algorithms: Sequence[str], rates: Seque
             x, y = images[i], st[j]
             if crop is not None:
                 oy, ox = (x.shape[0] - crop) // 2, (x.shape[1] - crop) // 2
-                x, y = x[oy:oy + crop, ox:ox + crop], y[oy:oy + crop, ox:ox + crop]
+                x, y = x[oy:oy + crop, ox:ox + crop].copy(), y[oy:oy + crop, ox:ox + crop].copy()
             out.append((x, y, a, r))
     return out

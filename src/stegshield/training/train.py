@@ -15,7 +15,7 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -60,9 +60,11 @@ class TrainConfig:
     group_balance: float = 0.0  # sampling weight 1/(tiles of the source photo)^group_balance
     val_rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
     # validation: a stego of every algorithm for every tile (else one algorithm per tile), and
-    # "photo": every source photograph weighs the same in the validation metrics (else "tile")
+    # per-tile weights 1/(tiles of its source photo)^val_group_balance in the validation
+    # metrics (0: every tile equal; 1: every photo equal).  A resumed run keeps the values of
+    # the run it continues (runs from before these fields: False and 0).
     val_every_algorithm: bool = True
-    val_weighting: str = "photo"
+    val_group_balance: float = 0.5
     epochs: int = 30
     batch_pairs: int = 16
     lr: float = 2e-3
@@ -131,13 +133,18 @@ def _val_tiles(cfg: TrainConfig) -> TileSet:
     raise ValueError("validation needs a corpus folder with manifest.jsonl (split by source)")
 
 
+#: Validation settings a resumed run takes from its checkpoint, with their values for runs
+#: saved before the setting existed.
+_VAL_LEGACY: dict[str, Any] = {"val_every_algorithm": False, "val_group_balance": 0.0}
+
+
 def _validation_set(cfg: TrainConfig, device: torch.device | None
                     ) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """Validation images (each cover once, then its stego), labels, algorithm index (-1 for
-    covers) and weights that sum to 1/2 per class (per photo or per tile, ``val_weighting``).
-    The stego is made on ``device`` when given (torch_stego), else by the CPU embedders."""
-    if cfg.val_weighting not in ("photo", "tile"):
-        raise ValueError(f"val_weighting must be 'photo' or 'tile', not {cfg.val_weighting!r}")
+    covers) and weights that sum to 1/2 per class (``val_group_balance``).  The stego is
+    made on ``device`` when given (torch_stego), else by the CPU embedders."""
+    if not 0.0 <= cfg.val_group_balance <= 1.0:
+        raise ValueError(f"val_group_balance must be in [0, 1], not {cfg.val_group_balance}")
     tiles = _val_tiles(cfg)
     every = cfg.val_every_algorithm
     if device is not None:  # the CPU embedders (conseal, the crypto stack) need not be installed
@@ -154,7 +161,7 @@ def _validation_set(cfg: TrainConfig, device: torch.device | None
     x = covers + [p[1] for p in pairs]
     y = np.r_[np.zeros(n), np.ones(len(pairs))]
     alg = np.r_[np.full(n, -1), np.array([p[2] for p in pairs])]
-    gw = group_weights(tiles.rows, 1.0) if cfg.val_weighting == "photo" else None
+    gw = group_weights(tiles.rows, cfg.val_group_balance)
     cw = np.ones(n) if gw is None else gw
     w = np.r_[cw / cw.sum(), np.repeat(cw, per_tile) / (cw.sum() * per_tile)] / 2.0
     return x, y, alg, w
@@ -261,6 +268,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         train_ds = PairDataset(_train_tiles(cfg), cfg.algorithms, cfg.rates, cfg.seed, cfg.crop,
                                cfg.stage_epochs, early_algorithms=cfg.early_algorithms,
                                alg_stage_epochs=cfg.alg_stage_epochs)
+    ckpt = out / "checkpoint.pt"
+    blob = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt.exists() else None
+    if blob is not None:  # validate as the run being continued did, so best_auc compares
+        saved = blob["state"]["config"]
+        kept = {k: saved.get(k, legacy) for k, legacy in _VAL_LEGACY.items()}
+        for k, v in kept.items():
+            if v != getattr(cfg, k):
+                print(f"resuming: {k} = {v!r} as in the saved run (not {getattr(cfg, k)!r})")
+        cfg = replace(cfg, **kept)
     val_x, val_y, val_alg, val_w = _validation_set(cfg, device if on_device else None)
 
     model = build_model(cfg.arch, **cfg.arch_config)
@@ -280,15 +296,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                              "best_auc": -1.0, "best_epoch": -1, "bad_epochs": 0,
                              "sum_loss": 0.0, "sum_correct": 0.0, "sum_n": 0.0,
                              "done": False, "elapsed": 0.0, "config": asdict(cfg)}
-    ckpt = out / "checkpoint.pt"
-    if ckpt.exists():
-        blob = torch.load(ckpt, map_location=device, weights_only=True)
+    if blob is not None:  # loaded on the CPU: load_state_dict moves model and optimizer state
         model.load_state_dict(blob["model"])
         opt.load_state_dict(blob["opt"])
-        torch.set_rng_state(blob["torch_rng"].cpu())
+        torch.set_rng_state(blob["torch_rng"])  # a CPU ByteTensor (never map it to a GPU)
         saved_cfg = blob["state"]["config"]
         state = blob["state"]
-        state["config"] = {**saved_cfg, "epochs": cfg.epochs, "max_minutes": cfg.max_minutes}
+        state["config"] = {**saved_cfg, "epochs": cfg.epochs, "max_minutes": cfg.max_minutes,
+                           **{k: getattr(cfg, k) for k in _VAL_LEGACY}}
         if state.get("budget_spent") and (cfg.max_minutes is None
                                           or 60.0 * cfg.max_minutes > state["elapsed"]):
             state["done"] = state["budget_spent"] = False  # a larger budget: go on

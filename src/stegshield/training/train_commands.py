@@ -49,12 +49,14 @@ def _floats(text: str) -> list[float]:
 @click.option("--group-balance", default=0.0, show_default=True, type=float,
               help="Sample tiles with weight 1/(tiles of their source photo)^POWER "
                    "(0 = uniform, 1 = every photo equally).")
-@click.option("--val-weighting", default="photo", show_default=True,
-              type=click.Choice(["photo", "tile"]),
-              help="Validation metrics (and so the best-epoch choice) weigh every source "
-                   "photo the same (photo) or every tile (tile).")
+@click.option("--val-group-balance", default=0.5, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
+              help="Validation metrics (and so the best epoch) weigh each tile "
+                   "1/(tiles of its source photo)^POWER (0 = every tile, 1 = every photo "
+                   "equally).  SGD training only; a resumed run keeps its own.")
 @click.option("--val-every-algorithm/--val-one-algorithm", default=True, show_default=True,
-              help="Validate each tile against a stego of every algorithm, or of one.")
+              help="Validate each tile against a stego of every algorithm, or of one.  SGD "
+                   "training only; a resumed run keeps its own.")
 @click.option("--arch-config", default="{}", show_default=True,
               help='Architecture options as JSON, e.g. \'{"stem_pool": true}\'.')
 @click.option("--init", default="random", show_default=True,
@@ -79,7 +81,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
           stego_on_device: bool | None, epoch_repeats: int, max_minutes: float | None,
           calibrate: bool, out: str,
           algorithms: str, rates: str, stage_epochs: int, early_algorithms: str,
-          alg_stage_epochs: int, group_balance: float, val_weighting: str,
+          alg_stage_epochs: int, group_balance: float, val_group_balance: float,
           val_every_algorithm: bool, arch_config: str, init: str,
           linear_probe: bool, batch_pairs: int, lr: float,
           tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
@@ -95,7 +97,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                       early_algorithms=[a.strip() for a in early_algorithms.split(",")
                                         if a.strip()],
                       alg_stage_epochs=alg_stage_epochs, group_balance=group_balance,
-                      val_weighting=val_weighting, val_every_algorithm=val_every_algorithm,
+                      val_group_balance=val_group_balance,
+                      val_every_algorithm=val_every_algorithm,
                       rates=_floats(rates), stage_epochs=stage_epochs, epochs=epochs,
                       batch_pairs=batch_pairs, lr=lr, crop=crop, train_tiles=[tile], val_tile=tile,
                       patience=patience, seed=seed,
