@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F  # noqa: N812 (torch's own convention)
 
+from ..analysis.cnn.sca import hill_cost, sym_pad
 from ..stego.costs._base import MAX_COST
 from ..stego.costs._common import DB8_DEC_HI, DB8_DEC_LO
 
@@ -40,15 +41,6 @@ _COST_ALGS = ("hill", "suniward", "wow")
 _EPS32 = float(np.finfo(np.float32).eps)
 
 
-def sym_pad(x: Tensor, p: int) -> Tensor:
-    """Mirror-pad the last two dims by ``p`` (numpy ``mode="symmetric"``: ``c b a | a b c``)."""
-    def index(n: int) -> Tensor:
-        i = torch.arange(-p, n + p, device=x.device) % (2 * n)  # period 2n, as numpy reflects
-        return torch.where(i >= n, 2 * n - 1 - i, i)
-
-    return x.index_select(-2, index(x.shape[-2])).index_select(-1, index(x.shape[-1]))
-
-
 def _corr(x: Tensor, k: np.ndarray, axis: int) -> Tensor:
     """'Valid' 1-D correlation of (B, 1, H, W) along H (axis 0) or W (axis 1)."""
     w = torch.as_tensor(np.ascontiguousarray(k), dtype=x.dtype, device=x.device)
@@ -62,11 +54,7 @@ def _finalize(rho: Tensor) -> Tensor:
 
 
 def _hill(x: Tensor) -> Tensor:
-    kb = torch.tensor([[-1.0, 2, -1], [2, -4, 2], [-1, 2, -1]], dtype=x.dtype,
-                      device=x.device).view(1, 1, 3, 3) / 4
-    r = F.conv2d(sym_pad(x, 1), kb).abs()
-    r = F.avg_pool2d(sym_pad(r, 1), 3, stride=1).clamp_min(_EPS32)
-    return _finalize(F.avg_pool2d(sym_pad(1.0 / r, 7), 15, stride=1))
+    return _finalize(hill_cost(x, _EPS32))
 
 
 def _wavelet(x: Tensor, transform: str, sigma: float = 1.0) -> list[Tensor]:

@@ -177,6 +177,11 @@ def stego_on_device(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.stego_on_device
 
 
+#: Architecture options a warm start may add to the model it starts from (the added
+#: parameters start at zero).
+_SCA_KEYS = ("sca", "sca_rate")
+
+
 def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
     """Start from the weights of a model file (shipped name or path) of the same architecture:
     short training sessions (a 15-minute GPU lease) can then add up."""
@@ -187,11 +192,19 @@ def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise ValueError(f"--init {cfg.init!r}: choose random, imagenet, a shipped model or a "
                          f".safetensors file ({exc})") from None
+    from ..analysis.cnn.model import SCA_PARAMS
+
     src, meta = load_model(path)
-    if meta.get("arch") != cfg.arch or (meta.get("config") or {}) != cfg.arch_config:
+    plain = {k: v for k, v in cfg.arch_config.items() if k not in _SCA_KEYS}
+    src_conf = meta.get("config") or {}
+    if meta.get("arch") != cfg.arch or src_conf not in (cfg.arch_config, plain):
         raise ValueError(f"--init {cfg.init}: its architecture {meta.get('arch')} "
                          f"{meta.get('config')} differs from --arch {cfg.arch} {cfg.arch_config}")
-    model.load_state_dict(src.state_dict())
+    # a plain model into its selection-channel-aware twin: the SCA parameters stay at zero
+    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    if unexpected or set(missing) - set(SCA_PARAMS):
+        raise ValueError(f"--init {cfg.init}: weights do not fit (missing {missing}, "
+                         f"unexpected {unexpected})")
 
 
 def _save_ckpt(path: Path, model: nn.Module, opt: torch.optim.Optimizer,

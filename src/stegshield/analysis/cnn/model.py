@@ -9,7 +9,8 @@
   bfloat16 would break their zero sum and leak brightness into the residuals.
 * :class:`LightNet` — the CPU-sized default: 1×1 mixing conv, two residual depthwise-separable
   layers at full resolution (no pooling or stride early, the lesson of SRNet, Boroumand et al.
-  IEEE TIFS 2019), three pooled separable blocks, global average + max pooling, linear head.
+  IEEE TIFS 2019), three pooled separable blocks, global average + max pooling, linear head;
+  optionally selection-channel aware (``sca=True``, :mod:`.sca`).
 * :class:`YedroudjNet` — a compact Yedroudj-Net-like net (ABS + TLU in the first block).
 
 Models take float tensors of raw pixel values (0..255, not normalised) of shape ``(N, 1, H, W)``
@@ -26,8 +27,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .sca import SCAMap
+
 __all__ = [
     "ARCHS",
+    "SCA_PARAMS",
     "LightNet",
     "SRMFrontEnd",
     "YedroudjNet",
@@ -163,8 +167,12 @@ class _Net(nn.Module):
         self.body.to(dtype)
         self.body_dtype = dtype
 
+    def stem_input(self, x: Tensor) -> Tensor:
+        """What the body sees: the front end's residuals (float32)."""
+        return self.front(x)
+
     def features(self, x: Tensor) -> Tensor:
-        f = self.body(self.front(x).to(self.body_dtype))
+        f = self.body(self.stem_input(x).to(self.body_dtype))
         return torch.cat([f.mean(dim=(2, 3)), f.amax(dim=(2, 3))], dim=1).float()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -177,14 +185,24 @@ class LightNet(_Net):
 
     def __init__(self, width: int = 16, threshold: float = 3.0, learnable_front: bool = False,
                  full_res_layers: int = 2, widths: tuple[int, ...] = (32, 64, 128),
-                 stem_pool: bool = False) -> None:
+                 stem_pool: bool = False, sca: bool = False, sca_rate: float = 0.4) -> None:
         """``stem_pool=True`` (the fast variant, ``light-fast``): 2×2 average pooling right after
         the 1×1 mixing + BN + ReLU, so every later layer runs at half resolution (≈ 4× fewer
         body FLOPs and memory passes).  The ReLU before the pooling turns the residuals into
         non-negative energy-like maps, so the averaging keeps (part of) the ±1 stego energy
-        instead of cancelling the zero-mean residual."""
+        instead of cancelling the zero-mean residual.
+
+        ``sca=True``: selection-channel aware (:mod:`.sca`): each residual channel ``c``
+        becomes ``r_c · (1 + g_c m) + o_c m``, with ``m`` the local change probability of HILL
+        at ``sca_rate`` bits per pixel, computed from the image itself, and ``g``, ``o``
+        learnt.  They start at zero, so a plain model's weights (``SCA_PARAMS`` missing) give
+        exactly that model to start from."""
         super().__init__()
         self.front = SRMFrontEnd(threshold, learnable_front)
+        self.sca = SCAMap(sca_rate) if sca else None
+        if sca:
+            self.sca_gain = nn.Parameter(torch.zeros(1, 30, 1, 1))
+            self.sca_offset = nn.Parameter(torch.zeros(1, 30, 1, 1))
         layers: list[nn.Module] = [
             nn.Conv2d(30, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU()]
         if stem_pool:
@@ -196,6 +214,17 @@ class LightNet(_Net):
             cin = w
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(2 * cin, 1)
+
+    def stem_input(self, x: Tensor) -> Tensor:
+        r = self.front(x)
+        if self.sca is None:
+            return r
+        m = self.sca(x)  # (N, 1, H, W), broadcast over the residual channels
+        return r + (r * self.sca_gain + self.sca_offset) * m
+
+
+#: Parameters a selection-channel-aware ``light`` has beyond its plain twin (zero at start).
+SCA_PARAMS = ("sca_gain", "sca_offset")
 
 
 class _Abs(nn.Module):
