@@ -2,7 +2,9 @@
 # One GPU session trains CNN detectors side by side, each making its own stego on the GPU
 # (stegshield.training.torch_stego).  Models (MODELS, default all three): fast = the default
 # design (stem pooling, shipped as light-gray), full = the light net at full resolution,
-# thorough = width 32 with four full-resolution layers (shipped as light-thorough).
+# thorough = width 32 with four full-resolution layers (shipped as light-thorough),
+# thorough-sca = the same, selection-channel aware (analysis/cnn/sca.py; from light-thorough
+# with WARM=1, its SCA parameters starting at zero).
 #
 #   python scripts/device_data.py            # once: .devdata/gray (train + val 256² tiles)
 #   [MODELS="fast thorough"] [BATCH=64] [WARM=1] bash scripts/device_train.sh COVERS DEST MINUTES [train options]
@@ -36,13 +38,14 @@ config_of() {
     fast) echo '{"stem_pool": true}' ;;
     full) echo '{}' ;;
     thorough) echo '{"width": 32, "full_res_layers": 4}' ;;
+    thorough-sca) echo '{"width": 32, "full_res_layers": 4, "sca": true, "sca_rate": 0.4}' ;;
     *) echo "unknown model $1" >&2; exit 2 ;;
   esac
 }
 init_of() {
   case $WARM:$1 in
     1:fast) echo light-gray ;;
-    1:thorough) echo light-thorough ;;
+    1:thorough|1:thorough-sca) echo light-thorough ;;
     *) echo random ;;
   esac
 }
