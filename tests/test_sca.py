@@ -1,4 +1,4 @@
-"""Selection-channel-aware CNN input: change probabilities, the |K| * beta map, warm start."""
+"""Selection-channel-aware CNN input: HILL change probabilities, their map, warm start."""
 
 from __future__ import annotations
 
@@ -85,6 +85,9 @@ def test_sca_model_through_the_shipped_inference_path(tmp_path: Path) -> None:
 
     torch.manual_seed(1)
     net = build_model("light", width=8, full_res_layers=1, sca=True, sca_rate=0.2)
+    with torch.no_grad():  # a trained model: the selection channel matters
+        net.sca_gain.normal_()
+        net.sca_offset.normal_()
     save_model(tmp_path / "m.safetensors", net,
                {"arch": "light", "config": {"width": 8, "full_res_layers": 1, "sca": True,
                                             "sca_rate": 0.2}})
@@ -93,7 +96,14 @@ def test_sca_model_through_the_shipped_inference_path(tmp_path: Path) -> None:
     fast = det.tile_logits(tiles)
     with torch.no_grad():
         ref = net.eval()(torch.from_numpy(tiles).float()[:, None]).numpy()
-    assert np.allclose(fast, ref, atol=0.05)  # BatchNorm folded, bf16 body
+        net.sca_gain.zero_()
+        net.sca_offset.zero_()
+        plain = net(torch.from_numpy(tiles).float()[:, None]).numpy()
+    # the detector path (BatchNorm folded, bf16 body) used the saved SCA parameters: it is far
+    # closer to the model with them than the model is to itself without them
+    assert np.abs(fast - ref).max() * 5 < np.abs(ref - plain).max()
+    with pytest.raises(ValueError, match="8 px"):
+        det.tile_logits(np.zeros((1, 7, 7), np.uint8))
 
 
 def test_warm_start_from_the_plain_model(tmp_path: Path) -> None:
@@ -114,3 +124,12 @@ def test_warm_start_from_the_plain_model(tmp_path: Path) -> None:
         _warm_start(build_model("light", width=4, sca=True),
                     TrainConfig(arch_config={"width": 4, "sca": True},
                                 init=str(tmp_path / "p.safetensors")))
+    save_model(tmp_path / "s.safetensors", sca, {"arch": "light", "config": conf})
+    with pytest.raises(ValueError, match="differs"):  # an SCA model into a plain one
+        _warm_start(build_model("light", width=8, full_res_layers=1),
+                    TrainConfig(arch_config={"width": 8, "full_res_layers": 1},
+                                init=str(tmp_path / "s.safetensors")))
+    with pytest.raises(ValueError, match="differs"):  # another assumed payload
+        _warm_start(build_model("light", **{**conf, "sca_rate": 0.4}),
+                    TrainConfig(arch_config={**conf, "sca_rate": 0.4},
+                                init=str(tmp_path / "s.safetensors")))

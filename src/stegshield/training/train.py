@@ -201,7 +201,10 @@ def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
         raise ValueError(f"--init {cfg.init}: its architecture {meta.get('arch')} "
                          f"{meta.get('config')} differs from --arch {cfg.arch} {cfg.arch_config}")
     # a plain model into its selection-channel-aware twin: the SCA parameters stay at zero
-    missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(src.state_dict(), strict=False)
+    except RuntimeError as exc:  # shapes that differ
+        raise ValueError(f"--init {cfg.init}: weights do not fit ({exc})") from None
     if unexpected or set(missing) - set(SCA_PARAMS):
         raise ValueError(f"--init {cfg.init}: weights do not fit (missing {missing}, "
                          f"unexpected {unexpected})")

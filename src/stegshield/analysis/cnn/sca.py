@@ -44,13 +44,8 @@ def hill_cost(x: Tensor, eps: float = _EPS32) -> Tensor:
     kb = torch.tensor([[-1.0, 2, -1], [2, -4, 2], [-1, 2, -1]], dtype=x.dtype,
                       device=x.device).view(1, 1, 3, 3) / 4
     r = F.conv2d(sym_pad(x, 1), kb).abs()
-    r = _box(sym_pad(r, 1), 3).clamp_min(eps)
-    return _box(sym_pad(1.0 / r, 7), 15)
-
-
-def _box(x: Tensor, k: int) -> Tensor:
-    """'Valid' k×k mean as two 1-D passes (2k instead of k² operations per pixel)."""
-    return F.avg_pool2d(F.avg_pool2d(x, (k, 1), stride=1), (1, k), stride=1)
+    r = F.avg_pool2d(sym_pad(r, 1), 3, stride=1).clamp_min(eps)
+    return F.avg_pool2d(sym_pad(1.0 / r, 7), 15, stride=1)
 
 
 def box_mean(x: Tensor, k: int) -> Tensor:
@@ -112,6 +107,10 @@ class SCAMap(nn.Module):
             raise ValueError(f"sca_rate must be in (0, log2 3], not {rate}")
         self.rate = float(rate)
 
+    @torch.no_grad()  # a property of the image, never differentiated
     def forward(self, x: Tensor) -> Tensor:
+        if min(x.shape[-2:]) < 8:
+            raise ValueError(f"the selection channel needs tiles of at least 8 px, not "
+                             f"{tuple(x.shape[-2:])}")
         with torch.autocast(device_type=x.device.type, enabled=False):
             return box_mean(change_probability(hill_cost_fast(x.float()), self.rate), 3)
