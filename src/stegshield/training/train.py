@@ -177,11 +177,6 @@ def stego_on_device(cfg: TrainConfig, device: torch.device) -> bool:
     return cfg.stego_on_device
 
 
-#: Architecture options a warm start may add to the model it starts from (the added
-#: parameters start at zero).
-_SCA_KEYS = ("sca", "sca_rate")
-
-
 def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
     """Start from the weights of a model file (shipped name or path) of the same architecture:
     short training sessions (a 15-minute GPU lease) can then add up."""
@@ -192,10 +187,11 @@ def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
     except (FileNotFoundError, ValueError, KeyError) as exc:
         raise ValueError(f"--init {cfg.init!r}: choose random, imagenet, a shipped model or a "
                          f".safetensors file ({exc})") from None
-    from ..analysis.cnn.model import SCA_PARAMS
+    from ..analysis.cnn.model import SCA_CONFIG_KEYS, SCA_PARAMS
 
     src, meta = load_model(path)
-    plain = {k: v for k, v in cfg.arch_config.items() if k not in _SCA_KEYS}
+    # the model may add selection-channel awareness to the one it starts from
+    plain = {k: v for k, v in cfg.arch_config.items() if k not in SCA_CONFIG_KEYS}
     src_conf = meta.get("config") or {}
     if meta.get("arch") != cfg.arch or src_conf not in (cfg.arch_config, plain):
         raise ValueError(f"--init {cfg.init}: its architecture {meta.get('arch')} "

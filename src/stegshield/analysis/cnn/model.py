@@ -31,6 +31,7 @@ from .sca import SCAMap
 
 __all__ = [
     "ARCHS",
+    "SCA_CONFIG_KEYS",
     "SCA_PARAMS",
     "LightNet",
     "SRMFrontEnd",
@@ -223,8 +224,10 @@ class LightNet(_Net):
         return r + (r * self.sca_gain + self.sca_offset) * m
 
 
-#: Parameters a selection-channel-aware ``light`` has beyond its plain twin (zero at start).
+#: Parameters a selection-channel-aware ``light`` has beyond its plain twin (zero at start),
+#: and the ``arch_config`` keys that make it one.
 SCA_PARAMS = ("sca_gain", "sca_offset")
+SCA_CONFIG_KEYS = ("sca", "sca_rate")
 
 
 class _Abs(nn.Module):

@@ -10,7 +10,8 @@ embedder is HILL (Li et al., ICIP 2014) at an assumed payload, and the map is th
 ``β`` (the support of most SRM kernels); the network learns, per residual channel, a gain and
 an offset by which that map modulates the residual (:class:`~.model.LightNet` ``sca=True``).
 Concatenating the map as extra input channels was tried first: on 2 cores the concatenation of
-channels-last full-resolution tensors alone cost more than the whole early-pooled network.
+channels-last full-resolution tensors alone cost nearly as much as the whole early-pooled
+network (9 against 11 ms per tile, one profiling run).
 """
 
 from __future__ import annotations
