@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: demo test lint bench train train-pretrained compare clean browser lock
+.PHONY: demo test lint bench train train-structural train-pretrained compare clean browser lock
 
 # requirements.lock pins every dependency's version (regenerate with `make lock`).
 $(STAMP): pyproject.toml requirements.lock
@@ -37,6 +37,12 @@ bench: $(STAMP)
 
 train: $(STAMP)
 	nice -n 5 $(PY) scripts/train.py
+	$(MAKE) train-structural
+
+# The learned structural detector of LSB replacement (`--detector structural`; under a minute):
+# fit on train tiles, ridge/calibration on validation, test report -> BENCHMARKS.md, ships it.
+train-structural: $(STAMP)
+	$(PY) scripts/train_structural.py --ship
 
 # ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
 # the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping

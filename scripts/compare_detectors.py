@@ -2,9 +2,10 @@
 
 Purpose-built CNNs (shipped ``light-gray`` and ``light-thorough``), ImageNet-pretrained
 EfficientNet-Lite0 (frozen features + logistic regression, and fine-tuned with the stem stride
-removed), the classical group (WS/SPA, as ``scan --detector classical`` fuses them) and the
-scan fusion of each learned model with the classical group (``max`` of the calibrated group
-scores, as ``scan`` does).
+removed), the classical group (WS/SPA, as ``scan --detector classical`` fuses them), the
+learned structural detector (``scan --detector structural``) and the scan fusion of each learned
+model with the classical group and with ``structural`` (``max`` of the calibrated group scores,
+as ``scan`` does).
 
 Pairs: the cached 256² test pairs of ``scripts/train.py`` (test split: source photographs unseen
 in training and validation; one stego per cover per row).  Writes the ``## Detector comparison``
@@ -82,6 +83,19 @@ def main() -> None:
     results["models"]["classical (WS+SPA)"] = _metrics(-cl_cover, {
         k: -v for k, v in cl_stego.items()}, keys)
 
+    # learned structural detector (LSB replacement): its own group, FPR from its thresholds
+    st_suite = build_suite("structural")
+    t = time.perf_counter()
+    st_cover = np.array([st_suite.analyse(x).fprs["structural"] for x in covers])
+    results["speed"]["structural (learned WS/SPA features)"] = (
+        len(covers) / (time.perf_counter() - t))
+    st_det = st_suite.members[0].detector
+    st_raw_c = np.array([st_det.detect(x).raw for x in covers])
+    st_stego = {k: np.array([st_suite.analyse(x).fprs["structural"] for x in stego[k]])
+                for k in keys}
+    results["models"]["structural (learned WS/SPA features)"] = _metrics(
+        st_raw_c, {k: np.array([st_det.detect(x).raw for x in stego[k]]) for k in keys}, keys)
+
     def fused(p_learned: np.ndarray, p_classical: np.ndarray) -> np.ndarray:
         """scan's fusion of two groups: score of min(1, 2 min(p_g)) (Bonferroni)."""
         p = np.minimum(1.0, 2.0 * np.fmin(p_learned, p_classical))
@@ -117,6 +131,8 @@ def main() -> None:
         fused_c = fused(fprs(lc), cl_cover)
         fused_s = {k: fused(fprs(ls[k]), cl_stego[k]) for k in keys}
         results["models"][f"fusion: {label} + classical"] = _metrics(fused_c, fused_s, keys)
+        results["models"][f"fusion: {label} + structural"] = _metrics(
+            fused(fprs(lc), st_cover), {k: fused(fprs(ls[k]), st_stego[k]) for k in keys}, keys)
         if args.fisher:
             pc = fprs(lc)
             results["models"][f"Fisher: {label} + classical"] = _metrics(
@@ -151,7 +167,9 @@ Classical = the WS/SPA group that `scan --detector classical` runs (ranked by it
 false-positive rate); fusion = `scan`'s rule when it runs both groups: each group's statistic
 becomes an estimated FPR on clean images, the image score is that of min(1, 2·min FPR)
 (Bonferroni), see docs/SCAN.md.  tiles/s: same run, same cover tiles, batch inference for the
-CNNs (best of three passes), one `analyse` per tile for the classical group.
+CNNs (best of three passes), one `analyse` per tile for the classical group and for
+`structural` (the learned structural detector, `scan --detector structural`: its log-odds
+ranks the tiles; in fusions its estimated FPR from the validation thresholds).
 
 {head}
 {chr(10).join(rows)}

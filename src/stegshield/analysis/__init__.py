@@ -14,6 +14,7 @@ from .base import Calibration, DetectionResult, Detector, PayloadDetector, split
 from .cnn import cnn_detector, thorough_detector
 from .pretrained import pretrained_detector
 from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
+from .structural.learned import StructuralLRDetector
 
 __all__ = [
     "Calibration",
@@ -31,6 +32,7 @@ _REGISTRY: dict[str, Callable[..., Detector]] = {
     "rs": RSDetector,
     "spa": SPADetector,
     "ws": WSDetector,
+    "structural": StructuralLRDetector,  # learned combination of structural features (LSBR)
     "cnn": cnn_detector,  # imports torch only when instantiated
     "cnn-thorough": thorough_detector,  # the slower, more accurate CNN (scan --thorough)
     "pretrained": pretrained_detector,  # ImageNet EfficientNet-Lite0, same tiled inference

@@ -133,26 +133,30 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
-    """List the shipped CNN detectors."""
+    """List the shipped detector models (CNNs and the learned structural detector)."""
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
     from ..analysis.pretrained import DEFAULT_PRETRAINED
+    from ..analysis.structural.learned import DEFAULT_STRUCTURAL, shipped_structural
 
     infos = shipped_models()
     used_by = {DEFAULT_MODEL: "cnn", THOROUGH_MODEL: "cnn-thorough",
                DEFAULT_PRETRAINED: "pretrained"}
+    rows = [{"name": m.name, "detector": used_by.get(m.name), "path": m.path,
+             "bytes": m.size_bytes, "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
+             "metrics": m.meta.get("test_metrics", {})} for m in infos]
+    rows += [{"name": name, "detector": "structural" if name == DEFAULT_STRUCTURAL else None,
+              "path": path, "bytes": path.stat().st_size, "arch": "logistic", "tile": None,
+              "metrics": meta.get("test_metrics", {})}
+             for name, path, meta in shipped_structural()]
     if as_json:
-        click.echo(json.dumps([{"name": m.name, "detector": used_by.get(m.name),
-                                "path": str(m.path), "bytes": m.size_bytes,
-                                "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
-                                "metrics": m.meta.get("test_metrics", {})} for m in infos],
-                              indent=2))
+        click.echo(json.dumps([dict(r, path=str(r["path"])) for r in rows], indent=2))
         return
-    if not infos:
-        click.echo("no CNN models shipped")
+    if not rows:
+        click.echo("no models shipped")
         return
-    for m in infos:
-        card = m.path.with_suffix(".md")
-        click.echo(f"{m.name}\tdetector={used_by.get(m.name, '-')}\tarch={m.meta.get('arch')}\t"
-                   f"tile={m.meta.get('tile')}\t"
-                   f"{m.size_bytes / 1024:.0f} KiB\tcard={card.name if card.exists() else '-'}")
+    for r in rows:
+        card = r["path"].with_suffix(".md")
+        click.echo(f"{r['name']}\tdetector={r['detector'] or '-'}\tarch={r['arch']}\t"
+                   f"tile={r['tile']}\t"
+                   f"{r['bytes'] / 1024:.0f} KiB\tcard={card.name if card.exists() else '-'}")
