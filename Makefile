@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: demo test lint bench train train-structural train-pretrained compare clean browser lock
+.PHONY: demo test lint bench train train-linear train-pretrained compare clean browser lock
 
 # requirements.lock pins every dependency's version (regenerate with `make lock`).
 $(STAMP): pyproject.toml requirements.lock
@@ -37,12 +37,14 @@ bench: $(STAMP)
 
 train: $(STAMP)
 	nice -n 5 $(PY) scripts/train.py
-	$(MAKE) train-structural
+	$(MAKE) train-linear
 
-# The learned structural detector of LSB replacement (`--detector structural`; under a minute):
-# fit on train tiles, ridge/calibration on validation, test report -> BENCHMARKS.md, ships it.
-train-structural: $(STAMP)
-	$(PY) scripts/train_structural.py --ship
+# The learned linear detectors (a few minutes): `structural` (LSB replacement) and `spam` (LSB
+# matching). Fit on train tiles, ridge/calibration on validation, test report -> BENCHMARKS.md,
+# ship them.
+train-linear: $(STAMP)
+	$(PY) scripts/train_linear.py --detector structural --ship
+	$(PY) scripts/train_linear.py --detector spam --ship
 
 # ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
 # the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping

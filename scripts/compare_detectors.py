@@ -3,9 +3,9 @@
 Purpose-built CNNs (shipped ``light-gray`` and ``light-thorough``), ImageNet-pretrained
 EfficientNet-Lite0 (frozen features + logistic regression, and fine-tuned with the stem stride
 removed), the classical group (WS/SPA, as ``scan --detector classical`` fuses them), the
-learned structural detector (``scan --detector structural``) and the scan fusion of each learned
-model with the classical group and with ``structural`` (``max`` of the calibrated group scores,
-as ``scan`` does).
+learned linear detectors (``scan --detector structural`` and ``spam``) and the scan fusion of
+each learned model with the classical group and with ``structural`` (``max`` of the calibrated
+group scores, as ``scan`` does).
 
 Pairs: the cached 256² test pairs of ``scripts/train.py`` (test split: source photographs unseen
 in training and validation; one stego per cover per row).  Writes the ``## Detector comparison``
@@ -83,18 +83,22 @@ def main() -> None:
     results["models"]["classical (WS+SPA)"] = _metrics(-cl_cover, {
         k: -v for k, v in cl_stego.items()}, keys)
 
-    # learned structural detector (LSB replacement): its own group, FPR from its thresholds
-    st_suite = build_suite("structural")
-    t = time.perf_counter()
-    st_cover = np.array([st_suite.analyse(x).fprs["structural"] for x in covers])
-    results["speed"]["structural (learned WS/SPA features)"] = (
-        len(covers) / (time.perf_counter() - t))
-    st_det = st_suite.members[0].detector
-    st_raw_c = np.array([st_det.detect(x).raw for x in covers])
-    st_stego = {k: np.array([st_suite.analyse(x).fprs["structural"] for x in stego[k]])
-                for k in keys}
-    results["models"]["structural (learned WS/SPA features)"] = _metrics(
-        st_raw_c, {k: np.array([st_det.detect(x).raw for x in stego[k]]) for k in keys}, keys)
+    # learned linear detectors (numpy): structural (LSB replacement), spam (LSB matching);
+    # each its own group, FPR from its validation thresholds; the log-odds ranks the tiles
+    linear_fprs: dict[str, tuple[np.ndarray, dict]] = {}
+    for name, label in (("structural", "structural (learned WS/SPA features)"),
+                        ("spam", "spam (SPAM features + logistic regression)")):
+        lin = build_suite(name)
+        det_l = lin.members[0].detector
+        t = time.perf_counter()
+        fc = np.array([lin.analyse(x).fprs[name] for x in covers])
+        results["speed"][label] = len(covers) / (time.perf_counter() - t)
+        fs = {k: np.array([lin.analyse(x).fprs[name] for x in stego[k]]) for k in keys}
+        linear_fprs[name] = (fc, fs)
+        results["models"][label] = _metrics(
+            np.array([det_l.detect(x).raw for x in covers]),
+            {k: np.array([det_l.detect(x).raw for x in stego[k]]) for k in keys}, keys)
+    st_cover, st_stego = linear_fprs["structural"]
 
     def fused(p_learned: np.ndarray, p_classical: np.ndarray) -> np.ndarray:
         """scan's fusion of two groups: score of min(1, 2 min(p_g)) (Bonferroni)."""
@@ -167,9 +171,9 @@ Classical = the WS/SPA group that `scan --detector classical` runs (ranked by it
 false-positive rate); fusion = `scan`'s rule when it runs both groups: each group's statistic
 becomes an estimated FPR on clean images, the image score is that of min(1, 2·min FPR)
 (Bonferroni), see docs/SCAN.md.  tiles/s: same run, same cover tiles, batch inference for the
-CNNs (best of three passes), one `analyse` per tile for the classical group and for
-`structural` (the learned structural detector, `scan --detector structural`: its log-odds
-ranks the tiles; in fusions its estimated FPR from the validation thresholds).
+CNNs (best of three passes), one `analyse` per tile for the classical group and for the
+learned linear detectors `structural` and `spam` (`scan --detector structural|spam`: their
+log-odds rank the tiles; in fusions, their estimated FPR from the validation thresholds).
 
 {head}
 {chr(10).join(rows)}

@@ -15,13 +15,14 @@ from PIL import Image
 
 import stegshield.analysis.structural.learned as learned
 from stegshield.analysis import get_detector
+from stegshield.analysis.features.spam import SPAM_FEATURES
+from stegshield.analysis.linear import LinearModel, fit_logistic
 from stegshield.analysis.metrics import roc_auc
 from stegshield.analysis.structural import spa_estimate, ws_estimate
 from stegshield.analysis.structural.learned import (
     FEATURE_NAMES,
+    STRUCTURAL_FEATURES,
     StructuralLRDetector,
-    StructuralModel,
-    fit_logistic,
     structural_features,
 )
 from stegshield.analysis.synthetic import lsb_match, lsb_replace, synthetic_cover
@@ -80,31 +81,39 @@ def test_fit_logistic_recovers_a_known_model() -> None:
 
 def test_model_file_round_trip_and_refusals(tmp_path: Path) -> None:
     n = len(FEATURE_NAMES)
-    m = StructuralModel(np.zeros(n), np.ones(n), np.linspace(-1, 1, n), 0.25,
-                        raw_thresholds={0.01: 2.0, 0.05: 1.0})
+    m = LinearModel(np.zeros(n), np.ones(n), np.linspace(-1, 1, n), 0.25,
+                    raw_thresholds={0.01: 2.0, 0.05: 1.0})
     p = tmp_path / "m.safetensors"
-    m.save(p, {"name": "m"})
-    back = StructuralModel.load(p)
+    m.save(p, STRUCTURAL_FEATURES, {"name": "m"})
+    back = LinearModel.load(p, STRUCTURAL_FEATURES)
     np.testing.assert_array_equal(back.coef, m.coef)
     assert back.intercept == 0.25 and back.raw_thresholds == {0.01: 2.0, 0.05: 1.0}
     assert not list(tmp_path.glob("*.tmp"))  # written atomically
     from safetensors.numpy import save_file
 
-    meta = json.loads(json.dumps({"kind": "structural-logistic", "feature_version": 999,
-                                  "var_edges": list(learned.VAR_EDGES), "intercept": 0.0}))
+    with pytest.raises(ValueError, match="not a spam"):  # another feature set's model
+        LinearModel.load(p, SPAM_FEATURES)
+    meta = {"kind": "structural-logistic", "feature_version": 999,
+            "feature_params": STRUCTURAL_FEATURES.params, "intercept": 0.0}
     bad = tmp_path / "bad.safetensors"
     save_file({"mean": m.mean, "scale": m.scale, "coef": m.coef}, str(bad),
               metadata={"stegshield": json.dumps(meta)})
     with pytest.raises(ValueError, match="feature version"):
-        StructuralModel.load(bad)
+        LinearModel.load(bad, STRUCTURAL_FEATURES)
     save_file({"w": np.zeros(2)}, str(bad), metadata={"stegshield": "{}"})
     with pytest.raises(ValueError, match="not a structural"):
-        StructuralModel.load(bad)
+        LinearModel.load(bad, STRUCTURAL_FEATURES)
+    meta["feature_version"] = STRUCTURAL_FEATURES.version
+    meta["feature_params"] = dict(STRUCTURAL_FEATURES.params, var_edges=[0.0, 1.0])
+    save_file({"mean": m.mean, "scale": m.scale, "coef": m.coef}, str(bad),
+              metadata={"stegshield": json.dumps(meta)})
+    with pytest.raises(ValueError, match="feature version"):  # other bins, same version
+        LinearModel.load(bad, STRUCTURAL_FEATURES)
     with pytest.raises(FileNotFoundError, match="shipped"):
         StructuralLRDetector("no-such-model")
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="cannot read"):
-        StructuralModel.load(bad)
+        LinearModel.load(bad, STRUCTURAL_FEATURES)
 
 
 def test_shipped_model_detects_lsb_replacement_not_matching(covers: list[np.ndarray]) -> None:

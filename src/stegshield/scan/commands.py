@@ -49,8 +49,8 @@ _detector = click.option(
     "once it earns its place, see docs/SCAN.md); cnn = purpose-built CNN; cnn-thorough = its "
     "slower, more accurate full-resolution sibling; pretrained = ImageNet EfficientNet-Lite0; "
     "classical; structural = learned combination of structural features (LSB replacement "
-    "only; ~3x the classical time); all = every registered detector, learned and classical "
-    "groups fused.")
+    "only; ~3x the classical time); spam = SPAM features + logistic regression (LSB matching, "
+    "no torch); all = every registered detector, learned and classical groups fused.")
 _thorough = click.option(
     "--thorough", is_flag=True,
     help="Use the thorough CNN (same as --detector cnn-thorough; about 5x slower than cnn).")

@@ -11,6 +11,8 @@
   regression over WS's per-pixel terms by local-variance bin and SPA's estimate,
   :mod:`stegshield.analysis.structural.learned`; statistic: log-odds, FPR from its validation
   thresholds, like a learned detector).  No torch.
+* ``spam``: SPAM features (Pevný, Bas & Fridrich 2010) + logistic regression, trained against
+  LSB matching (:mod:`stegshield.analysis.features.spam`); fused the same way.  No torch.
 * ``cnn`` / ``cnn-thorough`` / ``pretrained``: the learned detector of that name alone
   (statistic: log-odds); ``cnn-thorough`` is the slower full-resolution model
   (``scan --thorough``).
@@ -18,8 +20,8 @@
   available. The list is empty for now: the shipped CNN is far from its accuracy goals and
   costs ~10x the classical scan time (``BENCHMARKS.md``: 1.6 MP/s against 12.9), so it runs
   only on request (``--detector cnn`` or ``all``) until a model earns its place.
-* ``all``: every registered detector; ``structural`` and the learned ones are fused as groups
-  of their own beside ``classical``; RS and chi-square are reported, not fused.
+* ``all``: every registered detector; ``structural``, ``spam`` and the learned ones are fused
+  as groups of their own beside ``classical``; RS and chi-square are reported, not fused.
 
 Scores come from the same calibration as the verdicts (:mod:`.thresholds`): each group's
 statistic is turned into its estimated false-positive rate on clean images, the k groups are
@@ -58,7 +60,7 @@ __all__ = [
     "CLASSICAL",
     "DETECTOR_CHOICES",
     "LEARNED",
-    "STRUCTURAL",
+    "LINEAR",
     "Analysis",
     "HeatMap",
     "Suite",
@@ -70,7 +72,7 @@ __all__ = [
 CLASSICAL = ("ws", "spa")
 LEARNED = ("cnn", "cnn-thorough", "pretrained")
 #: Fused like a learned detector (its own group, log-odds statistic), but numpy only.
-STRUCTURAL = "structural"
+LINEAR = ("structural", "spam")
 #: Images above this many pixels are analysed in blocks (bounded memory for any size).
 BLOCK_PIXELS = 4096 * 4096
 #: Block side (a multiple of every detector's tile size, so tile maps stitch exactly).
@@ -326,13 +328,13 @@ def _learned(name: str) -> _Member:
                          ) from exc
 
 
-def _structural() -> _Member:
+def _linear(name: str) -> _Member:
     try:
-        return _make(STRUCTURAL, "learned")
+        return _make(name, "learned")
     except SuiteError:
         raise
     except (OSError, ValueError) as exc:  # weights missing or from another feature version
-        raise SuiteError(f"the structural detector could not be loaded: "
+        raise SuiteError(f"the {name} detector could not be loaded: "
                          f"{str(exc).splitlines()[0]}") from exc
 
 
@@ -350,8 +352,8 @@ def build_suite(spec: str = "auto") -> Suite:
         return Suite(mode="classical", members=classical)
     if spec in LEARNED:
         return Suite(mode=spec, members=[_learned(spec)])
-    if spec == STRUCTURAL:
-        return Suite(mode=spec, members=[_structural()])
+    if spec in LINEAR:
+        return Suite(mode=spec, members=[_linear(spec)])
     if spec == "auto":
         notes: list[str] = []
         if "cnn" in AUTO_LEARNED and learned_available("cnn"):
@@ -363,17 +365,18 @@ def build_suite(spec: str = "auto") -> Suite:
     # all
     members = list(classical)
     notes = []
-    try:
-        members.insert(0, _structural())
-    except SuiteError as exc:
-        notes.append(str(exc))
+    for name in LINEAR:
+        try:
+            members.insert(0, _linear(name))
+        except SuiteError as exc:
+            notes.append(str(exc))
     for name in LEARNED:
         if learned_available(name):
             try:
                 members.insert(0, _learned(name))
             except SuiteError as exc:
                 notes.append(str(exc))
-    known = set(CLASSICAL) | set(LEARNED) | {STRUCTURAL}
+    known = set(CLASSICAL) | set(LEARNED) | set(LINEAR)
     for name in ("rs", "chi_square"):  # reported first among the extras
         if name in available_detectors():
             members.append(_make(name, "info"))

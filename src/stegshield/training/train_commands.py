@@ -136,8 +136,10 @@ def models(as_json: bool) -> None:
     """List the shipped detector models (CNNs and the learned structural detector)."""
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
+    from ..analysis.features.spam import DEFAULT_SPAM
+    from ..analysis.linear import shipped_linear
     from ..analysis.pretrained import DEFAULT_PRETRAINED
-    from ..analysis.structural.learned import DEFAULT_STRUCTURAL, shipped_structural
+    from ..analysis.structural.learned import DEFAULT_STRUCTURAL
 
     infos = shipped_models()
     used_by = {DEFAULT_MODEL: "cnn", THOROUGH_MODEL: "cnn-thorough",
@@ -145,10 +147,11 @@ def models(as_json: bool) -> None:
     rows = [{"name": m.name, "detector": used_by.get(m.name), "path": m.path,
              "bytes": m.size_bytes, "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
              "metrics": m.meta.get("test_metrics", {})} for m in infos]
-    rows += [{"name": name, "detector": "structural" if name == DEFAULT_STRUCTURAL else None,
-              "path": path, "bytes": path.stat().st_size, "arch": "logistic", "tile": None,
-              "metrics": meta.get("test_metrics", {})}
-             for name, path, meta in shipped_structural()]
+    linear_used_by = {DEFAULT_STRUCTURAL: "structural", DEFAULT_SPAM: "spam"}
+    rows += [{"name": name, "detector": linear_used_by.get(name), "path": path,
+              "bytes": path.stat().st_size, "arch": f"logistic ({meta.get('kind', '?')})",
+              "tile": None, "metrics": meta.get("test_metrics", {})}
+             for name, path, meta in shipped_linear()]
     if as_json:
         click.echo(json.dumps([dict(r, path=str(r["path"])) for r in rows], indent=2))
         return

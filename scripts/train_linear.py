@@ -1,0 +1,315 @@
+"""`make train-linear`: fit, calibrate, evaluate and ship the learned linear detectors.
+
+``--detector structural`` (LSB replacement: binned WS terms + SPA) or ``--detector spam`` (LSB
+matching: SPAM features).  Data (gray corpus, split by source photograph): the ridge logistic
+model is fitted on the train split's tiles (128² and 256²), each cover against one stego per
+training rate; the ridge strength is chosen and the Platt calibration and per-FPR thresholds
+are fitted on the validation split; the test split (the cached pairs of ``scripts/train.py``,
+one stego per cover and algorithm) is used only for the reported numbers, side by side with the
+baselines in the same run.  Writes ``src/stegshield/analysis/weights/linear/NAME.safetensors``
++ ``NAME.md`` (with ``--ship``) and the detector's section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from stegshield.analysis.base import Calibration  # noqa: E402
+from stegshield.analysis.features.spam import SPAM_FEATURES, SPAMDetector  # noqa: E402
+from stegshield.analysis.linear import (  # noqa: E402
+    LINEAR_DIR,
+    FeatureSet,
+    LinearDetector,
+    LinearModel,
+    fit_logistic,
+)
+from stegshield.analysis.metrics import roc_auc, tpr_at_fpr  # noqa: E402
+from stegshield.analysis.structural import spa_estimate, ws_estimate  # noqa: E402
+from stegshield.analysis.structural.learned import (  # noqa: E402
+    STRUCTURAL_FEATURES,
+    StructuralLRDetector,
+)
+from stegshield.reporting import machine_description, replace_section  # noqa: E402
+from stegshield.training.data import embed, load_tiles  # noqa: E402
+
+L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+THRESHOLD_FPRS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What one linear detector is trained on and compared with."""
+
+    detector: type[LinearDetector]
+    features: FeatureSet
+    name: str
+    algorithm: str
+    rates: tuple[float, ...]
+    section: str
+    what: str
+    headline: str  # the test row quoted first
+    rows: tuple[str, ...]
+
+
+JOBS = {
+    "structural": Job(
+        StructuralLRDetector, STRUCTURAL_FEATURES, "lsbr-lr", "lsbr", (0.05, 0.1),
+        "## Learned structural detector",
+        "Logistic regression over WS's per-pixel terms binned by local variance, their "
+        "neighbours' parity correlation, the bins' shares and SPA's estimate "
+        "(`analysis/structural/learned.py`)",
+        "lsbr@0.1",
+        ("lsbr@0.1", "lsbr@0.2", "seq-lsb@0.1", "lsbm@0.4", "lsbm@0.1", "hill@0.4",
+         "suniward@0.4", "hide@0.2")),
+    "spam": Job(
+        SPAMDetector, SPAM_FEATURES, "spam-lsbm", "lsbm", (0.1, 0.2, 0.4),
+        "## SPAM detector",
+        "Logistic regression over the 686 second-order SPAM features (T = 3; Pevný, Bas & "
+        "Fridrich 2010; `analysis/features/spam.py`)",
+        "lsbm@0.1",
+        ("lsbm@0.4", "lsbm@0.2", "lsbm@0.1", "lsbr@0.1", "hill@0.4", "suniward@0.4",
+         "wow@0.4", "hide@0.2")),
+}
+
+
+def split_features(job: Job, corpus: Path, split: str, seed: int) -> dict[str, np.ndarray]:
+    """Features of every cover tile (128² and 256²) of ``split`` and of one stego per cover
+    and rate (seeded per tile)."""
+    keys = [f"{job.algorithm}@{r:g}" for r in job.rates]
+    out: dict[str, list[np.ndarray]] = {"cover": [], **{k: [] for k in keys}}
+
+    def feats(images: list[np.ndarray], desc: str) -> np.ndarray:
+        return np.array([job.features.extract(x)
+                         for x in tqdm(images, desc=desc, leave=False, mininterval=5)])
+
+    for tile in (128, 256):
+        ts = load_tiles(corpus, split, tile)
+        out["cover"].append(feats(ts.images, f"{split} {tile} covers"))
+        for r, k in zip(job.rates, keys, strict=True):
+            st = [embed(x, job.algorithm, r,
+                        np.random.default_rng([seed, tile, round(r * 1000), i]), None)
+                  for i, x in enumerate(ts.images)]
+            out[k].append(feats(st, f"{split} {tile} {k}"))
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _auc_row(c: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    y = np.r_[np.zeros(len(c)), np.ones(len(s))]
+    z = np.r_[c, s]
+    return {"auc": roc_auc(y, z), "tpr1": tpr_at_fpr(y, z, 0.01), "tpr5": tpr_at_fpr(y, z, 0.05)}
+
+
+def fit(job: Job, train: dict[str, np.ndarray], val: dict[str, np.ndarray]
+        ) -> tuple[LinearModel, float, dict[float, float]]:
+    """Fit per ridge strength, keep the best on validation (mean AUC over the rates), then
+    calibrate on validation; covers weigh as much as all their stegos together."""
+    stegos = [k for k in train if k != "cover"]
+    nc = len(train["cover"])
+    X = np.concatenate([train["cover"]] + [train[k] for k in stegos])
+    y = np.r_[np.zeros(nc), np.ones(nc * len(stegos))]
+    w = np.r_[np.full(nc, float(len(stegos))), np.ones(nc * len(stegos))]
+    scores: dict[float, float] = {}
+    models: dict[float, LinearModel] = {}
+    for l2 in L2_GRID:
+        models[l2] = LinearModel(*fit_logistic(X, y, l2=l2, sample_weight=w))
+        c = models[l2].logits(val["cover"])
+        scores[l2] = float(np.mean([_auc_row(c, models[l2].logits(val[k]))["auc"]
+                                    for k in stegos]))
+        print(f"  l2 {l2:g}: validation AUC {scores[l2]:.4f}", flush=True)
+    l2 = max(L2_GRID, key=lambda k: (scores[k], k))  # ties: the stronger ridge
+    model = models[l2]
+    vc = model.logits(val["cover"])
+    n = len(vc)
+    vs = np.choose(np.arange(n) % len(stegos), [model.logits(val[k]) for k in stegos])
+    model.calibration = Calibration.fit(np.r_[vc, vs], np.r_[np.zeros(n), np.ones(n)])
+    model.raw_thresholds = {f: float(np.quantile(vc, 1.0 - f)) for f in THRESHOLD_FPRS}
+    return model, l2, scores
+
+
+def main() -> None:
+    from train import GRID, test_pairs
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--detector", choices=sorted(JOBS), required=True)
+    ap.add_argument("--corpus", default=str(ROOT / ".cache/corpus/gray"))
+    ap.add_argument("--cache", default=str(ROOT / "out/train/light-fast/eval-cache"),
+                    help="Cached test pairs of scripts/train.py (made if missing).")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--ship", action="store_true",
+                    help="Write the model into the package (else only OUT and the report).")
+    ap.add_argument("--out", default=str(ROOT / "out/linear"))
+    ap.add_argument("--benchmarks", default=str(ROOT / "BENCHMARKS.md"))
+    args = ap.parse_args()
+    job = JOBS[args.detector]
+    corpus, out = Path(args.corpus), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+
+    print(f"{args.detector}: features of the train split", flush=True)
+    train = split_features(job, corpus, "train", args.seed)
+    print(f"{args.detector}: features of the validation split", flush=True)
+    val = split_features(job, corpus, "val", args.seed + 1)
+    model, l2, val_scores = fit(job, train, val)
+    det_path = out / f"{job.name}.safetensors"
+    model.save(det_path, job.features, {"name": job.name})
+    det = job.detector(det_path)
+
+    # test: the cached pairs of scripts/train.py, every row, side by side
+    keys = [(a, r) for a, r, _ in GRID]
+    stats: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+        args.detector: lambda X: np.array([det.logit_of_plane(x) for x in X])}
+    if args.detector == "structural":
+        stats["ws"] = lambda X: np.array([ws_estimate(x) for x in X])
+        stats["spa"] = lambda X: np.array([spa_estimate(x) for x in X])
+        stats["classical min(ws, spa)"] = lambda X: np.minimum(stats["ws"](X), stats["spa"](X))
+    else:
+        from stegshield.analysis.cnn.inference import CNNDetector
+
+        cnn = CNNDetector("light-gray")
+        stats["cnn light-gray"] = cnn.tile_logits
+        # equal weights after standardising each logit on the validation cover tiles
+        vcov = [np.stack(load_tiles(corpus, "val", t).images) for t in (128, 256)]
+        zc = np.concatenate([cnn.tile_logits(v) for v in vcov])
+        zs = model.logits(val["cover"])
+
+        def fused(X: np.ndarray) -> np.ndarray:
+            return ((cnn.tile_logits(X) - zc.mean()) / zc.std()
+                    + (stats[args.detector](X) - zs.mean()) / zs.std())
+        stats["cnn light-gray + spam (z-sum)"] = fused
+    results: dict[str, dict] = {}
+    fpr_test: dict[str, dict[str, float]] = {}
+    for tile in (256, 128):
+        covers, stego = test_pairs(corpus, tile, 1 + 77, None, Path(args.cache))
+        for name, fn in stats.items():
+            c = fn(covers)
+            row = results.setdefault(name, {})
+            for k in tqdm(keys, desc=f"test {tile} {name}", leave=False):
+                row[f"{k[0]}@{k[1]:g} {tile}"] = _auc_row(c, fn(stego[k]))
+            if name == args.detector:
+                fpr_test[str(tile)] = {f"{f:g}": float((c >= model.raw_thresholds[f]).mean())
+                                       for f in (0.01, 0.05)}
+        if tile == 256:
+            speed_tiles = covers[:64]
+
+    # speed: same tiles, same process, one detect per tile
+    from stegshield.analysis import get_detector
+    from stegshield.scan.suite import build_suite
+
+    timed = {args.detector: det.detect}
+    if args.detector == "structural":
+        timed.update({"ws": get_detector("ws").detect, "spa": get_detector("spa").detect,
+                      "classical group (WS+SPA)": build_suite("classical").analyse})
+    speed: dict[str, float] = {}
+    for name, fn in timed.items():
+        fn(speed_tiles[0])
+        best = 0.0
+        for _ in range(3):
+            t = time.perf_counter()
+            for x in speed_tiles:
+                fn(x)
+            best = max(best, len(speed_tiles) / (time.perf_counter() - t))
+        speed[name] = best
+
+    info = {
+        "name": job.name, "detector": args.detector, "date": dt.date.today().isoformat(),
+        "command": f"make train-linear (scripts/train_linear.py --detector {args.detector})",
+        "l2": l2, "validation_auc": {f"{k:g}": v for k, v in val_scores.items()},
+        "counts": {"train_tiles": len(train["cover"]), "val_tiles": len(val["cover"])},
+        "algorithm": job.algorithm, "rates": list(job.rates), "seed": args.seed,
+        "test_metrics": {k: v["auc"] for k, v in results[args.detector].items()},
+        "test_fpr_of_thresholds": fpr_test,
+    }
+    model.meta = info
+    model.save(det_path, job.features)
+    (out / f"{job.name}.json").write_text(json.dumps(
+        {"results": results, "speed": speed, **info}, indent=2))
+    card = model_card(job, info, results, speed)
+    (out / f"{job.name}.md").write_text(card)
+    if args.ship:
+        model.save(LINEAR_DIR / f"{job.name}.safetensors", job.features)
+        (LINEAR_DIR / f"{job.name}.md").write_text(card)
+    replace_section(Path(args.benchmarks), job.section,
+                    report(job, info, results, speed, time.perf_counter() - t0))
+    head = results[args.detector][f"{job.headline} 256"]
+    print(json.dumps({"l2": l2, "speed": speed, f"{job.headline} 256": head}, indent=2))
+
+
+def _table(results: dict[str, dict], tile: int, rows: tuple[str, ...]) -> list[str]:
+    names = list(results)
+    lines = ["| algorithm @ bpp | " + " | ".join(names) + " |",
+             "|---|" + "---|" * len(names)]
+    for r in rows:
+        cells = [f"{results[n][f'{r} {tile}']['auc']:.3f}" for n in names]
+        lines.append(f"| {r} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def report(job: Job, info: dict, results: dict[str, dict], speed: dict[str, float],
+           secs: float) -> str:
+    """The BENCHMARKS.md section."""
+    s = results[info["detector"]][f"{job.headline} 256"]
+    rates = ", ".join(f"{r:g}" for r in job.rates)
+    lines = [
+        job.section, "",
+        f"Written by `{info['command']}`, {info['date']}, {machine_description()}; "
+        f"{secs / 60:.1f} min in all.  {job.what}, fitted on {info['counts']['train_tiles']} "
+        f"train cover tiles (128² and 256²) against {job.algorithm} at {rates} bpp; ridge "
+        f"{info['l2']:g} chosen on {info['counts']['val_tiles']} validation tiles "
+        f"(validation AUC per ridge: "
+        + ", ".join(f"{k}: {v:.4f}" for k, v in info["validation_auc"].items()) + ").  "
+        "Test split (source photos unseen), the cached pairs of `make train` / `make compare`, "
+        "one stego per cover; AUC of each statistic, all in the same run.", "",
+        f"{job.headline} on 256² tiles: AUC **{s['auc']:.3f}**, TPR {s['tpr1']:.2f} at 1 % "
+        f"FPR, {s['tpr5']:.2f} at 5 %.", "",
+        "256² test tiles:", "", *_table(results, 256, job.rows), "",
+        "128² test tiles:", "", *_table(results, 128, job.rows), "",
+        "Measured FPR of the shipped per-FPR thresholds (set on validation cover tiles) on the "
+        f"test covers: {info['test_fpr_of_thresholds']}.", "",
+        "Speed, tiles of 256² per second, one `detect` per tile, same 64 tiles, same run: "
+        + ", ".join(f"{k} {v:.0f}" for k, v in speed.items()) + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def model_card(job: Job, info: dict, results: dict[str, dict], speed: dict[str, float]) -> str:
+    """The model card shipped beside the weights."""
+    det = info["detector"]
+    rates = ", ".join(f"{r:g}" for r in job.rates)
+    lines = [
+        f"# Model card: `{job.name}` (`--detector {det}`)", "",
+        f"{job.what}: a ridge logistic regression over {len(job.features.names)} features of "
+        "one image plane (feature set "
+        f"`{job.features.name}` version {job.features.version}).", "",
+        f"* **Data**: gray corpus (`stegshield dataset covers`), split by source photograph. "
+        f"Fit: {info['counts']['train_tiles']} train tiles (128² and 256²), each cover and one "
+        f"{job.algorithm} stego at {rates} bpp (seed {info['seed']}).  Validation "
+        f"({info['counts']['val_tiles']} tiles): ridge choice ({info['l2']:g}), Platt "
+        "calibration (covers against the rates in turn) and the per-FPR logit thresholds "
+        "(quantiles of validation cover tiles, per tile).  Never trained on mate-backgrounds, "
+        "ukui-wallpapers, lomiri-wallpapers-*.",
+        f"* **Command**: `{info['command']}`, {info['date']}.",
+        "* **Test metrics** (AUC, test split, source photos unseen, one stego per cover, 256² "
+        "tiles):", "",
+        *_table(results, 256, job.rows), "",
+        f"* **FPR of the thresholds on test covers**: {info['test_fpr_of_thresholds']}.",
+        f"* **Speed** (256² tiles/s, one run): {speed[det]:.0f}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
