@@ -166,3 +166,48 @@ def test_scan_structural_exit_codes_and_all(tmp_path: Path) -> None:
     assert row["verdict"] == "alert" and row["detectors"]["structural"] > 0.99
     suite = build_suite("all")
     assert "structural" in suite.groups and "classical" in suite.groups
+
+
+def test_large_images_in_blocks_keep_the_whole_image_statistic(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the block size the scan averages the blocks' logits (the features are per-pixel
+    means), so a payload in one block of four is not diluted by averaging probabilities."""
+    import stegshield.scan.suite as suite_mod
+
+    rng = np.random.default_rng(9)
+    img = synthetic_cover(rng, (256, 256), channels=3)
+    img[:128, :128] = lsb_replace(img[:128, :128], 1.0, rng)
+    whole = build_suite("structural").analyse(img).fprs["structural"]
+    monkeypatch.setattr(suite_mod, "BLOCK_PIXELS", 128 * 128)
+    monkeypatch.setattr(suite_mod, "BLOCK_SIDE", 128)
+    blocked = build_suite("structural").analyse(img).fprs["structural"]
+    assert whole < 1e-3 and blocked < 1e-3
+
+
+def test_too_small_means_no_judgement() -> None:
+    a = build_suite("structural").analyse(np.zeros((2, 2), np.uint8))
+    assert math.isnan(a.fprs["structural"]) and a.score == 0.0
+
+
+def test_broken_model_file_is_a_note_not_a_crash(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    import stegshield.analysis.linear as linear_mod
+    from stegshield.scan.suite import SuiteError
+
+    n = len(FEATURE_NAMES)
+    LinearModel(np.zeros(n), np.ones(n), np.zeros(n), 0.0).save(
+        tmp_path / "lsbr-lr.safetensors", STRUCTURAL_FEATURES)
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(str(tmp_path / "lsbr-lr.safetensors"), framework="numpy") as fh:
+        meta = json.loads(fh.metadata()["stegshield"])
+    meta["intercept"] = None  # a hand-edited or damaged file
+    save_file(load_file(str(tmp_path / "lsbr-lr.safetensors")),
+              str(tmp_path / "lsbr-lr.safetensors"), metadata={"stegshield": json.dumps(meta)})
+    monkeypatch.setattr(linear_mod, "LINEAR_DIR", tmp_path)
+    with pytest.raises(SuiteError, match="structural detector could not be loaded"):
+        build_suite("structural")
+    suite = build_suite("all")
+    assert "structural" not in suite.groups
+    assert any("structural" in note for note in suite.notes)

@@ -64,6 +64,8 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-4, iters: int =
     y = np.asarray(y, dtype=np.float64).ravel()
     if X.ndim != 2 or len(X) != len(y) or y.min() == y.max():
         raise ValueError("need a 2-D feature matrix and labels of both classes")
+    if not np.isfinite(X).all():
+        raise ValueError("features contain nan or inf (images too small to describe?)")
     sw = np.ones(len(y)) if sample_weight is None else np.asarray(sample_weight, float)
     sw = sw / sw.mean()
     mean = np.average(X, axis=0, weights=sw)
@@ -133,8 +135,8 @@ class LinearModel:
         try:
             with safe_open(str(path), framework="numpy") as fh:
                 meta = json.loads((fh.metadata() or {}).get(_META_KEY, "{}"))
-                if meta.get("kind") != f"{features.name}-logistic" or \
-                        not {"mean", "scale", "coef"} <= set(fh.keys()):
+                if not isinstance(meta, dict) or meta.get("kind") != f"{features.name}-logistic" \
+                        or not {"mean", "scale", "coef"} <= set(fh.keys()):
                     raise ValueError(f"{path}: not a {features.name} detector model")
                 params = json.loads(json.dumps(features.params))  # tuples -> lists
                 if meta.get("feature_version") != features.version or \
@@ -143,20 +145,30 @@ class LinearModel:
                                      f"({meta.get('feature_version')}; this code: "
                                      f"{features.version})")
                 arrays = {k: fh.get_tensor(k) for k in ("mean", "scale", "coef")}
-        except ValueError:
-            raise
-        except Exception as exc:  # safetensors' own error type, OSError
+            intercept = float(meta["intercept"])
+            cal = meta.get("calibration", {"a": 1.0, "b": 0.0})
+            calibration = Calibration(float(cal["a"]), float(cal["b"]))
+            raw_thresholds = {float(k): float(v)
+                              for k, v in dict(meta.get("raw_thresholds", {})).items()}
+        except ValueError as exc:
+            if str(exc).startswith(str(path)):
+                raise
             raise ValueError(f"{path}: cannot read a {features.name} model ({exc})") from exc
+        except Exception as exc:  # safetensors' own error type, OSError, bad metadata types
+            raise ValueError(f"{path}: cannot read a {features.name} model "
+                             f"({type(exc).__name__}: {exc})") from exc
         n = len(features.names)
         if any(arrays[k].shape != (n,) for k in arrays):
             raise ValueError(f"{path}: expected {n} coefficients")
-        cal = meta.get("calibration", {"a": 1.0, "b": 0.0})
+        finite = [intercept, calibration.a, calibration.b, *raw_thresholds.values()]
+        if not all(math.isfinite(v) for v in finite) or calibration.a <= 0 or \
+                not all(0.0 < f < 1.0 for f in raw_thresholds) or \
+                not all(np.isfinite(arrays[k]).all() for k in arrays):
+            raise ValueError(f"{path}: invalid model values (non-finite numbers, calibration "
+                             "slope <= 0 or FPR keys outside (0, 1))")
         return cls(mean=arrays["mean"], scale=arrays["scale"], coef=arrays["coef"],
-                   intercept=float(meta["intercept"]),
-                   calibration=Calibration(float(cal["a"]), float(cal["b"])),
-                   raw_thresholds={float(k): float(v)
-                                   for k, v in meta.get("raw_thresholds", {}).items()},
-                   meta=meta)
+                   intercept=intercept, calibration=calibration,
+                   raw_thresholds=raw_thresholds, meta=meta)
 
 
 def shipped_linear() -> list[tuple[str, Path, dict[str, Any]]]:
@@ -165,9 +177,12 @@ def shipped_linear() -> list[tuple[str, Path, dict[str, Any]]]:
 
     out = []
     for p in sorted(LINEAR_DIR.glob("*.safetensors")):
-        with safe_open(str(p), framework="numpy") as fh:
-            meta = json.loads((fh.metadata() or {}).get(_META_KEY, "{}"))
-        out.append((p.stem, p, meta))
+        try:
+            with safe_open(str(p), framework="numpy") as fh:
+                meta = json.loads((fh.metadata() or {}).get(_META_KEY, "{}"))
+        except Exception as exc:  # listed, flagged, never fatal
+            meta = {"kind": "unreadable", "error": f"{type(exc).__name__}: {exc}"}
+        out.append((p.stem, p, meta if isinstance(meta, dict) else {"kind": "unreadable"}))
     return out
 
 
@@ -208,13 +223,12 @@ class LinearDetector:
     def threshold_at_fpr(self, fpr: float) -> float:
         """Score threshold for a false-positive rate ``fpr``: the validation covers' logit
         quantiles, linear in log-FPR between them and along the end segments beyond them (as
-        the classical table is read), through the Platt map.  Without two points: the Platt
-        map's own tail."""
+        the classical table is read), through the Platt map.  Without two points: ``1 - fpr``
+        (the Platt map read as a probability)."""
         fpr = min(max(float(fpr), 1e-12), 1.0 - 1e-12)
         lf, raw = self._log_fpr, self._raw
-        if len(lf) < 2:
-            cal = self.calibration
-            return cal((math.log((1.0 - fpr) / fpr) - cal.b) / max(cal.a, 1e-6))
+        if len(lf) < 2:  # the Platt map's own tail: score(raw) = 1 - fpr
+            return 1.0 - fpr
         z = math.log(fpr)
         i = 0 if z < lf[1] else (len(lf) - 2 if z > lf[-2] else int(np.searchsorted(lf, z)) - 1)
         t = raw[i] + (z - lf[i]) * (raw[i + 1] - raw[i]) / (lf[i + 1] - lf[i])

@@ -222,6 +222,9 @@ class Suite:
             payload = float(np.clip(stat, 0.0, 1.0)) if finite else None
         for m in self.members:
             if m.group == "learned":
+                if not math.isfinite(results[m.name][4]):  # e.g. too small to judge
+                    stats[m.name] = fprs[m.name] = math.nan
+                    continue
                 stats[m.name] = logit(scores[m.name])
                 fprs[m.name] = learned_fpr(m.detector, scores[m.name])
                 if payload is None and results[m.name][1] is not None:
@@ -291,7 +294,10 @@ class Suite:
             wts, raw_a = np.asarray(weights), np.asarray(raws)
             ok = np.isfinite(raw_a)
             raw = float(np.average(raw_a[ok], weights=wts[ok])) if ok.any() else math.nan
-            if cal is not None and m.group != "learned" and ok.any():
+            # payload estimators and the linear detectors average per-pixel features, so the
+            # whole image's statistic is the pixel-weighted mean of the blocks' (a CNN's
+            # block scores are maxima over tiles and are averaged as scores)
+            if cal is not None and (m.group != "learned" or m.name in LINEAR) and ok.any():
                 score = float(cal(raw))
             else:
                 score = float(np.average(np.asarray(scores), weights=wts))
@@ -307,11 +313,9 @@ class Suite:
 
 
 def _make(name: str, group: str, **kwargs: Any) -> _Member:
-    try:
-        det = get_detector(name, **kwargs)
-    except KeyError as exc:
-        raise SuiteError(f"detector {name!r} is not available") from exc
-    return _Member(name=name, detector=det, group=group)
+    if name not in available_detectors():
+        raise SuiteError(f"detector {name!r} is not available")
+    return _Member(name=name, detector=get_detector(name, **kwargs), group=group)
 
 
 def _learned(name: str) -> _Member:
@@ -333,9 +337,9 @@ def _linear(name: str) -> _Member:
         return _make(name, "learned")
     except SuiteError:
         raise
-    except (OSError, ValueError) as exc:  # weights missing or from another feature version
-        raise SuiteError(f"the {name} detector could not be loaded: "
-                         f"{str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # weights missing, unreadable or from another feature version
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SuiteError(f"the {name} detector could not be loaded: {msg}") from exc
 
 
 #: Learned detectors that ``--detector auto`` fuses with the classical group (see above).

@@ -133,7 +133,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
-    """List the shipped detector models (CNNs and the learned structural detector)."""
+    """List the shipped detector models (CNNs and the linear ``structural`` / ``spam`` ones)."""
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
     from ..analysis.features.spam import DEFAULT_SPAM

@@ -18,7 +18,7 @@ Features are averages over the image, so any size works (trained on 128² and 25
 
 The model is a :class:`~stegshield.analysis.linear.LinearModel` shipped as
 ``analysis/weights/linear/lsbr-lr.safetensors`` with a model card beside it;
-``scripts/train_structural.py`` (``make train-structural``) writes both.
+``scripts/train_linear.py --detector structural`` (``make train-linear``) writes both.
 Like every structural attack it targets LSB *replacement*; it is blind to ±1 embedding.
 """
 
