@@ -39,12 +39,13 @@ train: $(STAMP)
 	nice -n 5 $(PY) scripts/train.py
 	$(MAKE) train-linear
 
-# The learned linear detectors (a few minutes): `structural` (LSB replacement) and `spam` (LSB
-# matching). Fit on train tiles, ridge/calibration on validation, test report -> BENCHMARKS.md,
-# ship them.
+# The learned linear detectors (about 25 min on 2 cores): `structural` (LSB replacement), `spam`
+# (LSB matching), `srm` (content-adaptive). Fit on train tiles, ridge, calibration and fusion
+# weights on validation, test report -> BENCHMARKS.md, ship them.
 train-linear: $(STAMP)
 	$(PY) scripts/train_linear.py --detector structural --ship
 	$(PY) scripts/train_linear.py --detector spam --ship
+	$(PY) scripts/train_linear.py --detector srm --ship
 
 # ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
 # the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping

@@ -3,9 +3,9 @@
 Purpose-built CNNs (shipped ``light-gray`` and ``light-thorough``), ImageNet-pretrained
 EfficientNet-Lite0 (frozen features + logistic regression, and fine-tuned with the stem stride
 removed), the classical group (WS/SPA, as ``scan --detector classical`` fuses them), the
-learned linear detectors (``scan --detector structural`` and ``spam``) and the scan fusion of
-each learned model with the classical group and with ``structural`` (``max`` of the calibrated
-group scores, as ``scan`` does).
+learned linear detectors (``scan --detector structural``, ``spam``, ``srm``) and the scan
+fusion of each learned model with the classical group and with ``structural`` (``max`` of the
+calibrated group scores, as ``scan`` does).
 
 Pairs: the cached 256² test pairs of ``scripts/train.py`` (test split: source photographs unseen
 in training and validation; one stego per cover per row).  Writes the ``## Detector comparison``
@@ -83,11 +83,13 @@ def main() -> None:
     results["models"]["classical (WS+SPA)"] = _metrics(-cl_cover, {
         k: -v for k, v in cl_stego.items()}, keys)
 
-    # learned linear detectors (numpy): structural (LSB replacement), spam (LSB matching);
+    # learned linear detectors (numpy): structural (LSB replacement), spam (LSB matching),
+    # srm (content-adaptive);
     # each its own group, FPR from its validation thresholds; the log-odds ranks the tiles
     linear_fprs: dict[str, tuple[np.ndarray, dict]] = {}
     for name, label in (("structural", "structural (learned WS/SPA features)"),
-                        ("spam", "spam (SPAM features + logistic regression)")):
+                        ("spam", "spam (SPAM features + logistic regression)"),
+                        ("srm", "srm (SRM-lite + Fisher discriminant)")):
         lin = build_suite(name)
         det_l = lin.members[0].detector
         t = time.perf_counter()
@@ -172,7 +174,7 @@ false-positive rate); fusion = `scan`'s rule when it runs both groups: each grou
 becomes an estimated FPR on clean images, the image score is that of min(1, 2·min FPR)
 (Bonferroni), see docs/SCAN.md.  tiles/s: same run, same cover tiles, batch inference for the
 CNNs (best of three passes), one `analyse` per tile for the classical group and for the
-learned linear detectors `structural` and `spam` (`scan --detector structural|spam`: their
+learned linear detectors `structural`, `spam` and `srm` (`scan --detector NAME`: their
 log-odds rank the tiles; in fusions, their estimated FPR from the validation thresholds).
 
 {head}

@@ -1,13 +1,16 @@
 """`make train-linear`: fit, calibrate, evaluate and ship the learned linear detectors.
 
-``--detector structural`` (LSB replacement: binned WS terms + SPA) or ``--detector spam`` (LSB
-matching: SPAM features).  Data (gray corpus, split by source photograph): the ridge logistic
-model is fitted on the train split's tiles (128² and 256²), each cover against one stego per
-training rate; the ridge strength is chosen and the Platt calibration and per-FPR thresholds
-are fitted on the validation split; the test split (the cached pairs of ``scripts/train.py``,
-one stego per cover and algorithm) is used only for the reported numbers, side by side with the
-baselines in the same run.  Writes ``src/stegshield/analysis/weights/linear/NAME.safetensors``
-+ ``NAME.md`` (with ``--ship``) and the detector's section of BENCHMARKS.md.
+``--detector structural`` (LSB replacement: binned WS terms + SPA), ``spam`` (LSB matching: SPAM
+features) or ``srm`` (content-adaptive embedding: a small rich model, Fisher discriminant).
+Data (gray corpus, split by source photograph): the model is fitted on the train split's tiles
+(128² and 256²), each cover against one stego per training rate; the ridge strength is chosen
+and the Platt calibration and per-FPR thresholds are fitted on the validation split; for
+``spam`` and ``srm`` the weight of the detector in a sum with a CNN's logit (each standardised
+on validation covers) is chosen on validation pairs of every algorithm (mean AUC); the test
+split (the cached pairs of ``scripts/train.py``, one stego per cover and algorithm) is used
+only for the reported numbers, side by side with the baselines in the same run.  Writes
+``src/stegshield/analysis/weights/linear/NAME.safetensors`` + ``NAME.md`` and the detector's
+section of BENCHMARKS.md (with ``--ship``; else ``OUT/NAME*``).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from stegshield.analysis.base import Calibration  # noqa: E402
 from stegshield.analysis.features.spam import SPAM_FEATURES, SPAMDetector  # noqa: E402
+from stegshield.analysis.features.srm import SRM_FEATURES, SRMDetector  # noqa: E402
 from stegshield.analysis.linear import (  # noqa: E402
     LINEAR_DIR,
     FeatureSet,
     LinearDetector,
     LinearModel,
+    fit_fld,
     fit_logistic,
 )
 from stegshield.analysis.metrics import roc_auc, tpr_at_fpr  # noqa: E402
@@ -44,9 +49,16 @@ from stegshield.analysis.structural.learned import (  # noqa: E402
     StructuralLRDetector,
 )
 from stegshield.reporting import machine_description, replace_section  # noqa: E402
-from stegshield.training.data import embed, load_tiles  # noqa: E402
+from stegshield.training.data import (  # noqa: E402
+    PairDataset,
+    adaptive_costs,
+    embed,
+    load_tiles,
+)
 
 L2_GRID = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+FLD_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
 THRESHOLD_FPRS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
@@ -63,6 +75,8 @@ class Job:
     what: str
     headline: str  # the test row quoted first
     rows: tuple[str, ...]
+    classifier: str = "logistic"  # or "fld"
+    fuse_with: tuple[str, ...] = ()  # CNNs whose logit it is summed with (weight on val)
 
 
 JOBS = {
@@ -82,7 +96,17 @@ JOBS = {
         "Fridrich 2010; `analysis/features/spam.py`)",
         "lsbm@0.1",
         ("lsbm@0.4", "lsbm@0.2", "lsbm@0.1", "lsbr@0.1", "hill@0.4", "suniward@0.4",
-         "wow@0.4", "hide@0.2")),
+         "wow@0.4", "hide@0.2"), fuse_with=("light-gray",)),
+    "srm": Job(
+        SRMDetector, SRM_FEATURES, "srm-hill", "hill", (0.4, 0.2),
+        "## SRM-lite detector",
+        "Regularised Fisher linear discriminant over 1,690 features of a ten-submodel subset of "
+        "the spatial rich model (4th-order co-occurrences of quantised residuals, spam and "
+        "minmax submodels; Fridrich & Kodovský 2012; `analysis/features/srm.py`)",
+        "suniward@0.4",
+        ("hill@0.4", "hill@0.2", "suniward@0.4", "suniward@0.2", "wow@0.4", "wow@0.2",
+         "hide@0.2", "lsbm@0.4", "lsbm@0.1", "lsbr@0.1"),
+        classifier="fld", fuse_with=("light-gray", "light-thorough")),
 }
 
 
@@ -96,15 +120,41 @@ def split_features(job: Job, corpus: Path, split: str, seed: int) -> dict[str, n
         return np.array([job.features.extract(x)
                          for x in tqdm(images, desc=desc, leave=False, mininterval=5)])
 
+    adaptive = job.algorithm in ("hill", "suniward", "wow")
     for tile in (128, 256):
         ts = load_tiles(corpus, split, tile)
         out["cover"].append(feats(ts.images, f"{split} {tile} covers"))
+        costs = ([adaptive_costs(x, job.algorithm) for x in tqdm(
+            ts.images, desc=f"{split} {tile} costs", leave=False, mininterval=5)]
+            if adaptive else [None] * len(ts.images))
         for r, k in zip(job.rates, keys, strict=True):
             st = [embed(x, job.algorithm, r,
-                        np.random.default_rng([seed, tile, round(r * 1000), i]), None)
+                        np.random.default_rng([seed, tile, round(r * 1000), i]), costs[i])
                   for i, x in enumerate(ts.images)]
             out[k].append(feats(st, f"{split} {tile} {k}"))
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def val_pairs(corpus: Path, tile: int, seed: int, cache: Path) -> dict[str, np.ndarray]:
+    """Validation covers and one stego per cover for every algorithm and rate of the test
+    grid (cached as npz), made as ``scripts/train.py`` makes the test pairs."""
+    from train import GRID
+
+    f = cache / f"val_pairs_{tile}_s{seed}.npz"
+    if f.exists():
+        z = np.load(f)
+        return {k: z[k] for k in z.files}
+    ts = load_tiles(corpus, "val", tile)
+    ds = PairDataset(ts, [a for a, _, _ in GRID], [0.4], seed=seed, crop=None, augment=False)
+    out = {"covers": np.stack(ts.images)}
+    for gi, (alg, rate, _) in enumerate(tqdm(GRID, desc=f"val {tile} pairs", leave=False)):
+        out[f"{alg}@{rate:g}"] = np.stack([
+            embed(x, alg, rate, np.random.default_rng([seed, 5000 + gi, i]),
+                  ds.costs(i, alg) if alg in ("hill", "suniward", "wow") else None)
+            for i, x in enumerate(ts.images)])
+    cache.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(f, **out)
+    return out
 
 
 def _auc_row(c: np.ndarray, s: np.ndarray) -> dict[str, float]:
@@ -124,13 +174,15 @@ def fit(job: Job, train: dict[str, np.ndarray], val: dict[str, np.ndarray]
     w = np.r_[np.full(nc, float(len(stegos))), np.ones(nc * len(stegos))]
     scores: dict[float, float] = {}
     models: dict[float, LinearModel] = {}
-    for l2 in L2_GRID:
-        models[l2] = LinearModel(*fit_logistic(X, y, l2=l2, sample_weight=w))
+    grid = FLD_GRID if job.classifier == "fld" else L2_GRID
+    for l2 in grid:
+        models[l2] = LinearModel(*(fit_fld(X, y, l2=l2) if job.classifier == "fld"
+                                   else fit_logistic(X, y, l2=l2, sample_weight=w)))
         c = models[l2].logits(val["cover"])
         scores[l2] = float(np.mean([_auc_row(c, models[l2].logits(val[k]))["auc"]
                                     for k in stegos]))
         print(f"  l2 {l2:g}: validation AUC {scores[l2]:.4f}", flush=True)
-    l2 = max(L2_GRID, key=lambda k: (scores[k], k))  # ties: the stronger ridge
+    l2 = max(grid, key=lambda k: (scores[k], k))  # ties: the stronger ridge
     model = models[l2]
     vc = model.logits(val["cover"])
     n = len(vc)
@@ -180,20 +232,39 @@ def main() -> None:
         stats["ws"] = lambda X: np.array([ws_estimate(x) for x in X])
         stats["spa"] = lambda X: np.array([spa_estimate(x) for x in X])
         stats["classical min(ws, spa)"] = lambda X: np.minimum(stats["ws"](X), stats["spa"](X))
-    else:
+    fusion_info: dict[str, dict] = {}
+    if job.fuse_with:
         from stegshield.analysis.cnn.inference import CNNDetector
 
-        cnn = CNNDetector("light-gray")
-        stats["cnn light-gray"] = cnn.tile_logits
-        # equal weights after standardising each logit on the validation cover tiles
-        vcov = [np.stack(load_tiles(corpus, "val", t).images) for t in (128, 256)]
-        zc = np.concatenate([cnn.tile_logits(v) for v in vcov])
-        zs = model.logits(val["cover"])
+        vp = {t: val_pairs(corpus, t, args.seed + 7, out / "val-cache") for t in (128, 256)}
+        vkeys = [f"{a}@{r:g}" for a, r, _ in GRID]
+        lin_val = {t: {k: stats[args.detector](vp[t][k]) for k in ["covers", *vkeys]}
+                   for t in vp}
+        zl = np.concatenate([lin_val[t]["covers"] for t in vp])
+        for cnn_name in job.fuse_with:
+            cnn = CNNDetector(cnn_name)
+            cnn_val = {t: {k: cnn.tile_logits(vp[t][k]) for k in ["covers", *vkeys]}
+                       for t in vp}
+            zc = np.concatenate([cnn_val[t]["covers"] for t in vp])
 
-        def fused(X: np.ndarray) -> np.ndarray:
-            return ((cnn.tile_logits(X) - zc.mean()) / zc.std()
-                    + (stats[args.detector](X) - zs.mean()) / zs.std())
-        stats["cnn light-gray + spam (z-sum)"] = fused
+            def zsum(c: np.ndarray, v: np.ndarray, a: float, zc: np.ndarray = zc
+                     ) -> np.ndarray:
+                return (c - zc.mean()) / zc.std() + a * (v - zl.mean()) / zl.std()
+
+            mean_auc = {a: float(np.mean([_auc_row(
+                zsum(cnn_val[t]["covers"], lin_val[t]["covers"], a),
+                zsum(cnn_val[t][k], lin_val[t][k], a))["auc"] for t in vp for k in vkeys]))
+                for a in ALPHAS}
+            alpha = max(ALPHAS, key=lambda a: (mean_auc[a], -a))
+            fusion_info[cnn_name] = {"alpha": alpha, "val_mean_auc": mean_auc}
+            print(f"  fusion with {cnn_name}: weight {alpha} (validation mean AUC "
+                  f"{mean_auc[alpha]:.4f}, CNN alone {mean_auc[0.0]:.4f})", flush=True)
+            stats[f"cnn {cnn_name}"] = cnn.tile_logits
+
+            def fused(X: np.ndarray, cnn: CNNDetector = cnn, a: float = alpha,
+                      zsum: Callable = zsum) -> np.ndarray:
+                return zsum(cnn.tile_logits(X), stats[args.detector](X), a)
+            stats[f"{cnn_name} + {args.detector} (z-sum, weight {alpha:g})"] = fused
     results: dict[str, dict] = {}
     fpr_test: dict[str, dict[str, float]] = {}
     for tile in (256, 128):
@@ -235,7 +306,8 @@ def main() -> None:
         "counts": {"train_tiles": len(train["cover"]), "val_tiles": len(val["cover"])},
         "algorithm": job.algorithm, "rates": list(job.rates), "seed": args.seed,
         "test_metrics": {k: v["auc"] for k, v in results[args.detector].items()},
-        "test_fpr_of_thresholds": fpr_test,
+        "test_fpr_of_thresholds": fpr_test, "classifier": job.classifier,
+        "fusion": fusion_info,
     }
     model.meta = info
     model.save(det_path, job.features)
@@ -273,7 +345,8 @@ def report(job: Job, info: dict, results: dict[str, dict], speed: dict[str, floa
     lines = [
         job.section, "",
         f"Written by `{info['command']}`, {info['date']}, {machine_description()}; "
-        f"{secs / 60:.1f} min in all.  {job.what}, fitted on {info['counts']['train_tiles']} "
+        f"{secs / 60:.1f} min in all.  {job.what}, fitted ({job.classifier}) on "
+        f"{info['counts']['train_tiles']} "
         f"train cover tiles (128² and 256²) against {job.algorithm} at {rates} bpp; ridge "
         f"{info['l2']:g} chosen on {info['counts']['val_tiles']} validation tiles "
         f"(validation AUC per ridge: "
@@ -286,6 +359,13 @@ def report(job: Job, info: dict, results: dict[str, dict], speed: dict[str, floa
         "128² test tiles:", "", *_table(results, 128, job.rows), "",
         "Measured FPR of the shipped per-FPR thresholds (set on validation cover tiles) on the "
         f"test covers: {info['test_fpr_of_thresholds']}.", "",
+        *([("z-sum = the CNN's logit plus weight × this detector's, each standardised on "
+            "the validation cover tiles; the weight maximised the mean AUC over every "
+            "algorithm and rate of the grid on validation pairs (128² and 256²): "
+            + "; ".join(f"{c}: {v['alpha']:g} (mean AUC "
+                        + ", ".join(f"{a:g}: {m:.4f}" for a, m in v["val_mean_auc"].items())
+                        + ")" for c, v in info["fusion"].items()) + "."), ""]
+          if info["fusion"] else []),
         "Speed, tiles of 256² per second, one `detect` per tile, same 64 tiles, same run: "
         + ", ".join(f"{k} {v:.0f}" for k, v in speed.items()) + ".",
     ]

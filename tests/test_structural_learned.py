@@ -93,7 +93,7 @@ def test_model_file_round_trip_and_refusals(tmp_path: Path) -> None:
 
     with pytest.raises(ValueError, match="not a spam"):  # another feature set's model
         LinearModel.load(p, SPAM_FEATURES)
-    meta = {"kind": "structural-logistic", "feature_version": 999,
+    meta = {"kind": "structural-linear", "feature_version": 999,
             "feature_params": STRUCTURAL_FEATURES.params, "intercept": 0.0}
     bad = tmp_path / "bad.safetensors"
     save_file({"mean": m.mean, "scale": m.scale, "coef": m.coef}, str(bad),

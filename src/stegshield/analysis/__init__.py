@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
 from .cnn import cnn_detector, thorough_detector
-from .features import SPAMDetector
+from .features import SPAMDetector, SRMDetector
 from .pretrained import pretrained_detector
 from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
 from .structural.learned import StructuralLRDetector
@@ -35,6 +35,7 @@ _REGISTRY: dict[str, Callable[..., Detector]] = {
     "ws": WSDetector,
     "structural": StructuralLRDetector,  # learned combination of structural features (LSBR)
     "spam": SPAMDetector,  # SPAM features + logistic regression (LSB matching)
+    "srm": SRMDetector,  # small rich model + Fisher discriminant (adaptive embedding)
     "cnn": cnn_detector,  # imports torch only when instantiated
     "cnn-thorough": thorough_detector,  # the slower, more accurate CNN (scan --thorough)
     "pretrained": pretrained_detector,  # ImageNet EfficientNet-Lite0, same tiled inference

@@ -1,15 +1,17 @@
 """Learned linear detectors over hand-crafted features: fit, model file, calibration, thresholds.
 
 A :class:`FeatureSet` maps one 2-D ``uint8`` plane to a fixed-length vector; a
-:class:`LinearModel` is a ridge logistic regression on its standardised features, plus a Platt
+:class:`LinearModel` is a linear score of its standardised features (a ridge logistic
+regression or a regularised Fisher linear discriminant), plus a Platt
 calibration and per-FPR logit thresholds measured on validation covers.  Models ship as
 ``analysis/weights/linear/<name>.safetensors`` (float64 arrays ``mean``, ``scale``, ``coef``;
 JSON metadata: feature set, version and parameters, intercept, calibration, thresholds) with a
 model card beside them.  :class:`LinearDetector` is the :class:`~.base.Detector` on top: the
 feature set runs per colour plane and ``raw`` is the mean logit.
 
-Users: :mod:`.structural.learned` (``structural``: LSB replacement) and :mod:`.features.spam`
-(``spam``: SPAM features, ±1 embedding).
+Users: :mod:`.structural.learned` (``structural``: LSB replacement), :mod:`.features.spam`
+(``spam``: SPAM features, ±1 embedding) and :mod:`.features.srm` (``srm``: a small rich model,
+content-adaptive embedding).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ __all__ = [
     "FeatureSet",
     "LinearDetector",
     "LinearModel",
+    "fit_fld",
     "fit_logistic",
     "shipped_linear",
 ]
@@ -87,6 +90,29 @@ def fit_logistic(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-4, iters: int =
     return mean, scale, w[:-1], float(w[-1])
 
 
+def fit_fld(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-3
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Regularised Fisher linear discriminant on standardised features (the base learner of
+    Kodovský, Fridrich & Holub's ensemble classifier, TIFS 2012): ``coef = (S_w + l2 I)^-1
+    (mu_1 - mu_0)``, threshold halfway between the class means.  Same return convention as
+    :func:`fit_logistic`; the output is a discriminant, not a log-odds (calibrate it)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y).ravel().astype(bool)
+    if X.ndim != 2 or len(X) != len(y) or y.all() or not y.any():
+        raise ValueError("need a 2-D feature matrix and labels of both classes")
+    if not np.isfinite(X).all():
+        raise ValueError("features contain nan or inf (images too small to describe?)")
+    mean = X.mean(axis=0)
+    scale = X.std(axis=0)
+    scale[scale < 1e-12] = 1.0
+    Z = (X - mean) / scale
+    m0, m1 = Z[~y].mean(axis=0), Z[y].mean(axis=0)
+    D = np.r_[Z[~y] - m0, Z[y] - m1]
+    sw = D.T @ D / len(D) + l2 * np.eye(Z.shape[1])
+    coef = np.linalg.solve(sw, m1 - m0)
+    return mean, scale, coef, float(-coef @ (m0 + m1) / 2)
+
+
 @dataclass
 class LinearModel:
     """A fitted logistic model over a :class:`FeatureSet` plus its calibration."""
@@ -112,7 +138,7 @@ class LinearModel:
 
         info = dict(self.meta, **(meta or {}))
         info.update({
-            "kind": f"{features.name}-logistic", "feature_version": features.version,
+            "kind": f"{features.name}-linear", "feature_version": features.version,
             "feature_params": features.params, "features": list(features.names),
             "intercept": self.intercept,
             "calibration": {"a": self.calibration.a, "b": self.calibration.b},
@@ -135,7 +161,7 @@ class LinearModel:
         try:
             with safe_open(str(path), framework="numpy") as fh:
                 meta = json.loads((fh.metadata() or {}).get(_META_KEY, "{}"))
-                if not isinstance(meta, dict) or meta.get("kind") != f"{features.name}-logistic" \
+                if not isinstance(meta, dict) or meta.get("kind") != f"{features.name}-linear" \
                         or not {"mean", "scale", "coef"} <= set(fh.keys()):
                     raise ValueError(f"{path}: not a {features.name} detector model")
                 params = json.loads(json.dumps(features.params))  # tuples -> lists

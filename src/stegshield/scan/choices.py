@@ -6,6 +6,6 @@ __all__ = ["DETECTOR_CHOICES", "FORMATS"]
 
 #: ``--detector`` values (see :mod:`.suite`).
 DETECTOR_CHOICES = ("auto", "cnn", "cnn-thorough", "pretrained", "classical", "structural",
-                    "spam", "all")
+                    "spam", "srm", "all")
 #: ``--format`` values (see :mod:`.output`).
 FORMATS = ("table", "jsonl", "csv")

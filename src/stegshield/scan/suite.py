@@ -13,6 +13,8 @@
   thresholds, like a learned detector).  No torch.
 * ``spam``: SPAM features (Pevný, Bas & Fridrich 2010) + logistic regression, trained against
   LSB matching (:mod:`stegshield.analysis.features.spam`); fused the same way.  No torch.
+* ``srm``: a small spatial rich model (Fridrich & Kodovský 2012) + Fisher discriminant, trained
+  against content-adaptive embedding (:mod:`stegshield.analysis.features.srm`); same.
 * ``cnn`` / ``cnn-thorough`` / ``pretrained``: the learned detector of that name alone
   (statistic: log-odds); ``cnn-thorough`` is the slower full-resolution model
   (``scan --thorough``).
@@ -20,7 +22,7 @@
   available. The list is empty for now: the shipped CNN is far from its accuracy goals and
   costs ~10x the classical scan time (``BENCHMARKS.md``: 1.6 MP/s against 12.9), so it runs
   only on request (``--detector cnn`` or ``all``) until a model earns its place.
-* ``all``: every registered detector; ``structural``, ``spam`` and the learned ones are fused
+* ``all``: every registered detector; the linear and the learned ones are fused
   as groups of their own beside ``classical``; RS and chi-square are reported, not fused.
 
 Scores come from the same calibration as the verdicts (:mod:`.thresholds`): each group's
@@ -72,7 +74,7 @@ __all__ = [
 CLASSICAL = ("ws", "spa")
 LEARNED = ("cnn", "cnn-thorough", "pretrained")
 #: Fused like a learned detector (its own group, log-odds statistic), but numpy only.
-LINEAR = ("structural", "spam")
+LINEAR = ("structural", "spam", "srm")
 #: Images above this many pixels are analysed in blocks (bounded memory for any size).
 BLOCK_PIXELS = 4096 * 4096
 #: Block side (a multiple of every detector's tile size, so tile maps stitch exactly).

@@ -133,10 +133,11 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
-    """List the shipped detector models (CNNs and the linear ``structural`` / ``spam`` ones)."""
+    """List the shipped detector models (CNNs and the linear ``structural``, ``spam``, ``srm``)."""
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
     from ..analysis.features.spam import DEFAULT_SPAM
+    from ..analysis.features.srm import DEFAULT_SRM
     from ..analysis.linear import shipped_linear
     from ..analysis.pretrained import DEFAULT_PRETRAINED
     from ..analysis.structural.learned import DEFAULT_STRUCTURAL
@@ -147,9 +148,10 @@ def models(as_json: bool) -> None:
     rows = [{"name": m.name, "detector": used_by.get(m.name), "path": m.path,
              "bytes": m.size_bytes, "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
              "metrics": m.meta.get("test_metrics", {})} for m in infos]
-    linear_used_by = {DEFAULT_STRUCTURAL: "structural", DEFAULT_SPAM: "spam"}
+    linear_used_by = {DEFAULT_STRUCTURAL: "structural", DEFAULT_SPAM: "spam",
+                      DEFAULT_SRM: "srm"}
     rows += [{"name": name, "detector": linear_used_by.get(name), "path": path,
-              "bytes": path.stat().st_size, "arch": f"logistic ({meta.get('kind', '?')})",
+              "bytes": path.stat().st_size, "arch": meta.get("kind", "?"),
               "tile": None, "metrics": meta.get("test_metrics", {})}
              for name, path, meta in shipped_linear()]
     if as_json:

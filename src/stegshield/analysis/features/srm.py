@@ -1,0 +1,158 @@
+"""A small spatial rich model ("SRM-lite") and the ``srm`` detector.
+
+J. Fridrich, J. Kodovský, "Rich models for steganalysis of digital images", IEEE Trans.
+Information Forensics and Security 7(3), 2012.
+
+The rich model's recipe, on a subset of its residuals: noise residuals ``R = predictor - x``
+of several orders, quantised ``round(R / q)`` and truncated to [-T, T] (T = 2), described by
+4th-order co-occurrences of four neighbouring residual values along rows and along columns.
+Each 5⁴ co-occurrence is merged under sign flip and reversal of the 4-tuple (169 classes), as
+in the paper.  "spam" submodels use a directional residual with the co-occurrence along the
+same direction (horizontal residual along rows plus vertical along columns); "minmax"
+submodels use the minimum and the maximum of several directional residuals (the non-linear
+residuals that make the rich model strong against content-adaptive embedding).  Ten
+submodels, 1,690 features:
+
+=========================  ======================================================  ====
+submodel                   residuals                                               q
+=========================  ======================================================  ====
+1st spam / minmax          x[j+1] - x[j] (→ ← ↑ ↓); minmax also over the diagonals  1
+2nd spam / minmax 2 / 4    x[j-1] + x[j+1] - 2 x[j] (h, v; + both diagonals)       2
+3rd spam / minmax          -x[j+2] + 3 x[j+1] - 3 x[j] + x[j-1] (→ ← ↑ ↓)          3
+SQUARE 3×3                 the Ker-Böhme kernel [-1 2 -1; 2 -4 2; -1 2 -1]          4
+EDGE 3×3 minmax            its four half-planes                                    2
+=========================  ======================================================  ====
+
+Features are normalised per submodel and square-rooted (a variance-stabilising step of ours;
+the Fisher linear discriminant on top works better with it).  The classifier is a
+regularised Fisher linear discriminant (the base learner of Kodovský's ensemble classifier),
+fitted against content-adaptive embedding (``scripts/train_linear.py --detector srm``).  Planes
+are processed in strips of rows: bounded memory, same counts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..linear import FeatureSet, LinearDetector
+
+__all__ = ["DEFAULT_SRM", "SRM_FEATURES", "SRMDetector", "srm_features"]
+
+T = 2
+_NB = 2 * T + 1
+FEATURE_VERSION = 1
+#: Residual rows per strip.
+STRIP_ROWS = 256
+#: The shipped model ``srm`` loads (``analysis/weights/linear/``).
+DEFAULT_SRM = "srm-hill"
+SUBMODELS = ("s1_spam", "s1_minmax", "s1_minmax_diag", "s2_spam", "s2_minmax_hv",
+             "s2_minmax", "s3_spam", "s3_minmax", "s3x3_square", "e3x3_minmax")
+_BORDER = 2  # the residuals reach two pixels out
+
+
+def _symmetry_classes() -> tuple[np.ndarray, int]:
+    """Class of every 4-tuple code under sign flip and reversal."""
+    classes: dict[tuple[int, ...], int] = {}
+    out = np.zeros(_NB**4, dtype=np.intp)
+    for code in range(_NB**4):
+        d = tuple((code // _NB**k) % _NB for k in (3, 2, 1, 0))
+        neg = tuple(2 * T - v for v in d)
+        key = min(d, d[::-1], neg, neg[::-1])
+        out[code] = classes.setdefault(key, len(classes))
+    return out, len(classes)
+
+
+_CLASS, _NCLASS = _symmetry_classes()
+
+
+def _quant(r: np.ndarray, q: float) -> np.ndarray:
+    return (np.clip(np.rint(r / q), -T, T) + T).astype(np.intp)
+
+
+def _cooc(Q: np.ndarray, axis: int, rows: int) -> np.ndarray:
+    """Co-occurrence counts (5⁴,) of 4 consecutive values of ``Q`` along ``axis`` whose first
+    value lies in the first ``rows`` rows."""
+    if axis == 1:
+        Q = Q[:rows]
+        a, b, c, d = Q[:, :-3], Q[:, 1:-2], Q[:, 2:-1], Q[:, 3:]
+    else:
+        n = min(rows, Q.shape[0] - 3)
+        a, b, c, d = Q[:n], Q[1 : n + 1], Q[2 : n + 2], Q[3 : n + 3]
+    code = ((a * _NB + b) * _NB + c) * _NB + d
+    return np.bincount(code.ravel(), minlength=_NB**4)
+
+
+def _spam(rh: np.ndarray, rv: np.ndarray, q: float, rows: int) -> np.ndarray:
+    return _cooc(_quant(rh, q), 1, rows) + _cooc(_quant(rv, q), 0, rows)
+
+
+def _minmax(rs: list[np.ndarray], q: float, rows: int) -> np.ndarray:
+    lo = _quant(np.minimum.reduce(rs), q)
+    hi = _quant(-np.maximum.reduce(rs), q)  # max(R) = -min(-R): same classes after the flip
+    return (_cooc(lo, 1, rows) + _cooc(lo, 0, rows) + _cooc(hi, 1, rows)
+            + _cooc(hi, 0, rows))
+
+
+def _strip_counts(x: np.ndarray, rows: int) -> np.ndarray:
+    """Raw 5⁴ counts per submodel (10, 625) for the first ``rows`` residual rows of a float32
+    strip ``x`` (which carries 2 + 3 + 2 more rows)."""
+    h, w = x.shape
+
+    def sh(dy: int, dx: int) -> np.ndarray:
+        return x[_BORDER + dy : h - _BORDER + dy, _BORDER + dx : w - _BORDER + dx]
+
+    c = sh(0, 0)
+    right, left, up, down = sh(0, 1), sh(0, -1), sh(-1, 0), sh(1, 0)
+    ul, ur, dl, dr = sh(-1, -1), sh(-1, 1), sh(1, -1), sh(1, 1)
+    r1 = [right - c, left - c, up - c, down - c]
+    r1d = [ul - c, ur - c, dl - c, dr - c]
+    r2h, r2v = left + right - 2 * c, up + down - 2 * c
+    r2d1, r2d2 = ul + dr - 2 * c, ur + dl - 2 * c
+    rr, ll, uu, dd = sh(0, 2), sh(0, -2), sh(-2, 0), sh(2, 0)
+    r3 = [-rr + 3 * right - 3 * c + left, -ll + 3 * left - 3 * c + right,
+          -uu + 3 * up - 3 * c + down, -dd + 3 * down - 3 * c + up]
+    square = 2 * (right + left + up + down) - (ul + ur + dl + dr) - 4 * c
+    edges = [2 * (left + right + up) - ul - ur - 4 * c, 2 * (left + right + down) - dl - dr - 4 * c,
+             2 * (up + down + left) - ul - dl - 4 * c, 2 * (up + down + right) - ur - dr - 4 * c]
+    return np.stack([
+        _spam(r1[0], r1[2], 1, rows), _minmax(r1, 1, rows), _minmax(r1d, 1, rows),
+        _spam(r2h, r2v, 2, rows), _minmax([r2h, r2v], 2, rows),
+        _minmax([r2h, r2v, r2d1, r2d2], 2, rows),
+        _spam(r3[0], r3[2], 3, rows), _minmax(r3, 3, rows),
+        _spam(square, square, 4, rows), _minmax(edges, 2, rows),
+    ])
+
+
+def srm_features(x: np.ndarray) -> np.ndarray:
+    """The 1,690 SRM-lite features of a 2-D ``uint8`` plane (``nan`` below 8×8)."""
+    xi = np.asarray(x)
+    if xi.ndim != 2 or xi.dtype != np.uint8:
+        raise ValueError("srm_features expects a 2-D uint8 plane")
+    h, w = xi.shape
+    if min(h, w) < 8:
+        return np.full(len(SUBMODELS) * _NCLASS, np.nan)
+    n_res = h - 2 * _BORDER  # residual rows
+    counts = np.zeros((len(SUBMODELS), _NB**4))
+    for r0 in range(0, n_res, STRIP_ROWS):
+        rows = min(STRIP_ROWS, n_res - r0)
+        strip = xi[r0 : r0 + rows + 3 + 2 * _BORDER].astype(np.float32)
+        counts += _strip_counts(strip, rows)
+    merged = np.stack([np.bincount(_CLASS, weights=cnt, minlength=_NCLASS) for cnt in counts])
+    merged /= np.maximum(merged.sum(axis=1, keepdims=True), 1.0)
+    return np.sqrt(merged).ravel()
+
+
+SRM_FEATURES = FeatureSet(
+    name="srm", version=FEATURE_VERSION,
+    names=tuple(f"{m}[{i}]" for m in SUBMODELS for i in range(_NCLASS)),
+    extract=srm_features, params={"T": T, "submodels": list(SUBMODELS), "sqrt": True})
+
+
+class SRMDetector(LinearDetector):
+    """SRM-lite + Fisher linear discriminant against content-adaptive embedding (``srm``),
+    torch-free.  ``raw`` is the discriminant (mean over colour planes), ``score`` its Platt
+    calibration on validation pairs; FPR thresholds from validation cover tiles."""
+
+    name = "srm"
+    features = SRM_FEATURES
+    default_model = DEFAULT_SRM
