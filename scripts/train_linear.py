@@ -59,6 +59,8 @@ from stegshield.training.data import (  # noqa: E402
 L2_GRID = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 FLD_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+CLASSIFIERS = {"fld": "regularised Fisher linear discriminant",
+               "logistic": "ridge logistic regression"}
 THRESHOLD_FPRS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
 
@@ -100,10 +102,10 @@ JOBS = {
     "srm": Job(
         SRMDetector, SRM_FEATURES, "srm-hill", "hill", (0.4, 0.2),
         "## SRM-lite detector",
-        "Regularised Fisher linear discriminant over 1,690 features of a ten-submodel subset of "
+        "Regularised Fisher linear discriminant over 2,626 features of a ten-submodel subset of "
         "the spatial rich model (4th-order co-occurrences of quantised residuals, spam and "
         "minmax submodels; Fridrich & Kodovský 2012; `analysis/features/srm.py`)",
-        "suniward@0.4",
+        "hill@0.4",
         ("hill@0.4", "hill@0.2", "suniward@0.4", "suniward@0.2", "wow@0.4", "wow@0.2",
          "hide@0.2", "lsbm@0.4", "lsbm@0.1", "lsbr@0.1"),
         classifier="fld", fuse_with=("light-gray", "light-thorough")),
@@ -138,9 +140,12 @@ def split_features(job: Job, corpus: Path, split: str, seed: int) -> dict[str, n
 def val_pairs(corpus: Path, tile: int, seed: int, cache: Path) -> dict[str, np.ndarray]:
     """Validation covers and one stego per cover for every algorithm and rate of the test
     grid (cached as npz), made as ``scripts/train.py`` makes the test pairs."""
+    import hashlib
+
     from train import GRID
 
-    f = cache / f"val_pairs_{tile}_s{seed}.npz"
+    tag = hashlib.sha256(str(corpus.resolve()).encode()).hexdigest()[:8]
+    f = cache / f"val_pairs_{tile}_s{seed}_{tag}.npz"
     if f.exists():
         z = np.load(f)
         return {k: z[k] for k in z.files}
@@ -166,7 +171,8 @@ def _auc_row(c: np.ndarray, s: np.ndarray) -> dict[str, float]:
 def fit(job: Job, train: dict[str, np.ndarray], val: dict[str, np.ndarray]
         ) -> tuple[LinearModel, float, dict[float, float]]:
     """Fit per ridge strength, keep the best on validation (mean AUC over the rates), then
-    calibrate on validation; covers weigh as much as all their stegos together."""
+    calibrate on validation.  Logistic: covers weigh as much as all their stegos together;
+    Fisher discriminant: unweighted class means, scatter pooled over every sample."""
     stegos = [k for k in train if k != "cover"]
     nc = len(train["cover"])
     X = np.concatenate([train["cover"]] + [train[k] for k in stegos])
@@ -361,7 +367,9 @@ def report(job: Job, info: dict, results: dict[str, dict], speed: dict[str, floa
         f"test covers: {info['test_fpr_of_thresholds']}.", "",
         *([("z-sum = the CNN's logit plus weight × this detector's, each standardised on "
             "the validation cover tiles; the weight maximised the mean AUC over every "
-            "algorithm and rate of the grid on validation pairs (128² and 256²): "
+            "algorithm and rate of the grid on validation pairs (128² and 256²; the CNNs were "
+            "early-stopped on validation AUC, so their validation logits are optimistic and "
+            "the weight leans towards the CNN): "
             + "; ".join(f"{c}: {v['alpha']:g} (mean AUC "
                         + ", ".join(f"{a:g}: {m:.4f}" for a, m in v["val_mean_auc"].items())
                         + ")" for c, v in info["fusion"].items()) + "."), ""]
@@ -378,8 +386,8 @@ def model_card(job: Job, info: dict, results: dict[str, dict], speed: dict[str, 
     rates = ", ".join(f"{r:g}" for r in job.rates)
     lines = [
         f"# Model card: `{job.name}` (`--detector {det}`)", "",
-        f"{job.what}: a ridge logistic regression over {len(job.features.names)} features of "
-        "one image plane (feature set "
+        f"{job.what}: a linear score ({CLASSIFIERS[job.classifier]}) over "
+        f"{len(job.features.names)} features of one image plane (feature set "
         f"`{job.features.name}` version {job.features.version}).", "",
         f"* **Data**: gray corpus (`stegshield dataset covers`), split by source photograph. "
         f"Fit: {info['counts']['train_tiles']} train tiles (128² and 256²), each cover and one "

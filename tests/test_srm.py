@@ -11,7 +11,7 @@ from PIL import Image
 
 import stegshield.analysis.features.srm as srm_mod
 from stegshield.analysis import get_detector
-from stegshield.analysis.features.srm import SUBMODELS, srm_features
+from stegshield.analysis.features.srm import N_FEATURES, SUBMODELS, srm_features
 from stegshield.analysis.linear import fit_fld
 from stegshield.analysis.metrics import roc_auc
 from stegshield.analysis.synthetic import synthetic_cover
@@ -21,24 +21,65 @@ from stegshield.training.data import embed
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 
 
+def _split(f: np.ndarray) -> list[np.ndarray]:
+    sizes = [325 if "minmax" in m else 169 for m in SUBMODELS]
+    return np.split(f, np.cumsum(sizes)[:-1])
+
+
 def test_shape_normalisation_and_small_planes() -> None:
     f = srm_features(synthetic_cover(np.random.default_rng(0), (40, 52)))
-    assert f.shape == (len(SUBMODELS) * 169,) and np.isfinite(f).all()
+    assert f.shape == (N_FEATURES,) == (4 * 169 + 6 * 325,) and np.isfinite(f).all()
     # square-rooted histograms: each submodel's squares sum to 1
-    np.testing.assert_allclose((f.reshape(len(SUBMODELS), 169) ** 2).sum(axis=1), 1.0)
+    np.testing.assert_allclose([(g**2).sum() for g in _split(f)], 1.0)
     assert np.isnan(srm_features(np.zeros((7, 50), np.uint8))).all()
     with pytest.raises(ValueError, match="uint8"):
         srm_features(np.zeros((16, 16)))
 
 
-def test_strips_and_negation_give_the_same_features(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Strips bound memory without changing counts; the residuals are zero-sum kernels and the
-    co-occurrences are merged under sign flip, so 255 - x has exactly the features of x."""
-    x = synthetic_cover(np.random.default_rng(1), (157, 91))
+@pytest.mark.parametrize("height", [155, 156, 157])  # last strip of 1, 2 and 3 rows
+def test_strips_and_negation_give_the_same_features(height: int,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Strips bound memory without changing counts; the residuals are zero-sum kernels, spam
+    co-occurrences are merged under sign flip and minmax ones add the flipped maximum to the
+    minimum, so 255 - x has exactly the features of x."""
+    x = synthetic_cover(np.random.default_rng(1), (height, 91))
     whole = srm_features(x)
     np.testing.assert_array_equal(srm_features(255 - x), whole)
     monkeypatch.setattr(srm_mod, "STRIP_ROWS", 6)
     np.testing.assert_array_equal(srm_features(x), whole)
+
+
+def test_symmetry_classes() -> None:
+    rng = np.random.default_rng(5)
+    for code in rng.integers(0, 625, 50):
+        d = [(int(code) // 5**k) % 5 for k in (3, 2, 1, 0)]
+
+        def enc(t: list[int]) -> int:
+            return ((t[0] * 5 + t[1]) * 5 + t[2]) * 5 + t[3]
+        rev, neg = d[::-1], [4 - v for v in d]
+        assert srm_mod._CLASS_SPAM[enc(d)] == srm_mod._CLASS_SPAM[enc(rev)] \
+            == srm_mod._CLASS_SPAM[enc(neg)] == srm_mod._CLASS_SPAM[enc(neg[::-1])]
+        assert srm_mod._CLASS_MINMAX[enc(d)] == srm_mod._CLASS_MINMAX[enc(rev)]
+    assert srm_mod._N_SPAM == 169 and srm_mod._N_MINMAX == 325
+
+
+def test_first_submodel_against_a_direct_count() -> None:
+    """s1_spam: horizontal first-order residuals along rows plus vertical along columns,
+    counted 4-tuple by 4-tuple on a tiny image (halves of q = 1 do not arise)."""
+    x = np.random.default_rng(6).integers(100, 108, (10, 12)).astype(np.uint8)
+    xi = x.astype(int)
+    cnt = np.zeros(625)
+    h, w = x.shape
+    for i in range(2, h - 2):  # residuals on the interior, two pixels in
+        for j in range(2, w - 2 - 3):
+            t = [int(np.clip(xi[i, j + k + 1] - xi[i, j + k], -2, 2)) + 2 for k in range(4)]
+            cnt[((t[0] * 5 + t[1]) * 5 + t[2]) * 5 + t[3]] += 1
+    for i in range(2, h - 2 - 3):
+        for j in range(2, w - 2):
+            t = [int(np.clip(xi[i + k - 1, j] - xi[i + k, j], -2, 2)) + 2 for k in range(4)]
+            cnt[((t[0] * 5 + t[1]) * 5 + t[2]) * 5 + t[3]] += 1
+    merged = np.bincount(srm_mod._CLASS_SPAM, weights=cnt, minlength=169)
+    np.testing.assert_allclose(_split(srm_features(x))[0], np.sqrt(merged / merged.sum()))
 
 
 def test_fld_finds_the_discriminant_direction() -> None:
@@ -47,10 +88,12 @@ def test_fld_finds_the_discriminant_direction() -> None:
     a = rng.multivariate_normal([0, 0], cov, 3000)
     b = rng.multivariate_normal([1, 0], cov, 3000)
     X, y = np.r_[a, b], np.r_[np.zeros(3000), np.ones(3000)]
-    _, scale, coef, _ = fit_fld(X, y, l2=1e-6)
+    mean, scale, coef, icpt = fit_fld(X, y, l2=1e-6)
     w = coef / scale
     true = np.linalg.solve(cov, [1.0, 0.0])
-    assert abs(w @ true) / (np.linalg.norm(w) * np.linalg.norm(true)) > 0.99
+    assert w @ true / (np.linalg.norm(w) * np.linalg.norm(true)) > 0.99
+    score = ((X - mean) / scale) @ coef + icpt
+    assert score[y == 1].mean() > 0 > score[y == 0].mean()  # threshold between the classes
     with pytest.raises(ValueError, match="both classes"):
         fit_fld(X, np.zeros(6000))
 

@@ -115,7 +115,7 @@ def fit_fld(X: np.ndarray, y: np.ndarray, *, l2: float = 1e-3
 
 @dataclass
 class LinearModel:
-    """A fitted logistic model over a :class:`FeatureSet` plus its calibration."""
+    """A fitted linear score over a :class:`FeatureSet` plus its calibration."""
 
     mean: np.ndarray
     scale: np.ndarray
@@ -123,11 +123,12 @@ class LinearModel:
     intercept: float
     calibration: Calibration = field(default_factory=lambda: Calibration(1.0, 0.0))
     raw_thresholds: dict[float, float] = field(default_factory=dict)
-    """{FPR: logit threshold} measured on validation cover tiles (scan's per-FPR verdicts)."""
+    """{FPR: raw-score threshold} measured on validation cover tiles (scan's verdicts)."""
     meta: dict[str, Any] = field(default_factory=dict)
 
     def logits(self, F: np.ndarray) -> np.ndarray:
-        """Logits of a (n, features) matrix (``nan`` rows stay ``nan``)."""
+        """Raw scores (log-odds for a logistic model) of a (n, features) matrix (``nan`` rows
+        stay ``nan``)."""
         F = np.atleast_2d(np.asarray(F, dtype=np.float64))
         return ((F - self.mean) / self.scale) @ self.coef + self.intercept
 
@@ -161,7 +162,8 @@ class LinearModel:
         try:
             with safe_open(str(path), framework="numpy") as fh:
                 meta = json.loads((fh.metadata() or {}).get(_META_KEY, "{}"))
-                if not isinstance(meta, dict) or meta.get("kind") != f"{features.name}-linear" \
+                kinds = (f"{features.name}-linear", f"{features.name}-logistic")  # old name
+                if not isinstance(meta, dict) or meta.get("kind") not in kinds \
                         or not {"mean", "scale", "coef"} <= set(fh.keys()):
                     raise ValueError(f"{path}: not a {features.name} detector model")
                 params = json.loads(json.dumps(features.params))  # tuples -> lists
@@ -189,9 +191,10 @@ class LinearModel:
         finite = [intercept, calibration.a, calibration.b, *raw_thresholds.values()]
         if not all(math.isfinite(v) for v in finite) or calibration.a <= 0 or \
                 not all(0.0 < f < 1.0 for f in raw_thresholds) or \
-                not all(np.isfinite(arrays[k]).all() for k in arrays):
-            raise ValueError(f"{path}: invalid model values (non-finite numbers, calibration "
-                             "slope <= 0 or FPR keys outside (0, 1))")
+                not all(np.isfinite(arrays[k]).all() for k in arrays) or \
+                not (arrays["scale"] > 0).all():
+            raise ValueError(f"{path}: invalid model values (non-finite numbers, scale or "
+                             "calibration slope <= 0, or FPR keys outside (0, 1))")
         return cls(mean=arrays["mean"], scale=arrays["scale"], coef=arrays["coef"],
                    intercept=intercept, calibration=calibration,
                    raw_thresholds=raw_thresholds, meta=meta)

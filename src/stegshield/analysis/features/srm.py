@@ -4,24 +4,29 @@ J. Fridrich, J. Kodovský, "Rich models for steganalysis of digital images", IEE
 Information Forensics and Security 7(3), 2012.
 
 The rich model's recipe, on a subset of its residuals: noise residuals ``R = predictor - x``
-of several orders, quantised ``round(R / q)`` and truncated to [-T, T] (T = 2), described by
-4th-order co-occurrences of four neighbouring residual values along rows and along columns.
-Each 5⁴ co-occurrence is merged under sign flip and reversal of the 4-tuple (169 classes), as
-in the paper.  "spam" submodels use a directional residual with the co-occurrence along the
-same direction (horizontal residual along rows plus vertical along columns); "minmax"
-submodels use the minimum and the maximum of several directional residuals (the non-linear
-residuals that make the rich model strong against content-adaptive embedding).  Ten
-submodels, 1,690 features:
+of several orders, quantised ``round(R / q)`` (halves away from zero, as the paper's code) and
+truncated to [-T, T] (T = 2), described by 4th-order co-occurrences of four neighbouring
+residual values along rows and along columns.  "spam" submodels use a directional residual
+with the co-occurrence along the same direction (horizontal residual along rows plus vertical
+along columns) and merge each 5⁴ co-occurrence under sign flip and reversal of the 4-tuple
+(169 classes); "minmax" submodels use the minimum and the maximum of several directional
+residuals (the non-linear residuals that make the rich model strong against content-adaptive
+embedding), add the minimum's co-occurrence to the sign-flipped maximum's and merge under
+reversal only (325 classes), as in the paper.  Ten submodels, 2,626 features:
 
-=========================  ======================================================  ====
-submodel                   residuals                                               q
-=========================  ======================================================  ====
-1st spam / minmax          x[j+1] - x[j] (→ ← ↑ ↓); minmax also over the diagonals  1
-2nd spam / minmax 2 / 4    x[j-1] + x[j+1] - 2 x[j] (h, v; + both diagonals)       2
-3rd spam / minmax          -x[j+2] + 3 x[j+1] - 3 x[j] + x[j-1] (→ ← ↑ ↓)          3
-SQUARE 3×3                 the Ker-Böhme kernel [-1 2 -1; 2 -4 2; -1 2 -1]          4
-EDGE 3×3 minmax            its four half-planes                                    2
-=========================  ======================================================  ====
+=========================  =======================================================  ====
+submodel                   residuals                                                q
+=========================  =======================================================  ====
+``s1_spam``                x[j+1] - x[j] (→ along rows, ↑ along columns)             1
+``s1_minmax``              min / max of x[j±1] - x[j] over → ← ↑ ↓                   1
+``s1_minmax_diag``         min / max over the four diagonal neighbours               1
+``s2_spam``                x[j-1] + x[j+1] - 2 x[j] (h along rows, v along columns)  2
+``s2_minmax_hv`` / ``s2_minmax``  min / max over h, v (and both diagonals)           2
+``s3_spam``                -x[j+2] + 3 x[j+1] - 3 x[j] + x[j-1]                      3
+``s3_minmax``              min / max of the third-order residual over → ← ↑ ↓        3
+``s3x3_square``            the Ker-Böhme kernel [-1 2 -1; 2 -4 2; -1 2 -1]            4
+``e3x3_minmax``            min / max over its four half-planes (EDGE 3×3)            4
+=========================  =======================================================  ====
 
 Features are normalised per submodel and square-rooted (a variance-stabilising step of ours;
 the Fisher linear discriminant on top works better with it).  The classifier is a
@@ -40,33 +45,37 @@ __all__ = ["DEFAULT_SRM", "SRM_FEATURES", "SRMDetector", "srm_features"]
 
 T = 2
 _NB = 2 * T + 1
-FEATURE_VERSION = 1
+FEATURE_VERSION = 2
 #: Residual rows per strip.
 STRIP_ROWS = 256
 #: The shipped model ``srm`` loads (``analysis/weights/linear/``).
 DEFAULT_SRM = "srm-hill"
 SUBMODELS = ("s1_spam", "s1_minmax", "s1_minmax_diag", "s2_spam", "s2_minmax_hv",
              "s2_minmax", "s3_spam", "s3_minmax", "s3x3_square", "e3x3_minmax")
+_IS_MINMAX = tuple("minmax" in m for m in SUBMODELS)
 _BORDER = 2  # the residuals reach two pixels out
 
 
-def _symmetry_classes() -> tuple[np.ndarray, int]:
-    """Class of every 4-tuple code under sign flip and reversal."""
+def _symmetry_classes(sign: bool) -> tuple[np.ndarray, int]:
+    """Class of every 4-tuple code under reversal (and sign flip when ``sign``)."""
     classes: dict[tuple[int, ...], int] = {}
     out = np.zeros(_NB**4, dtype=np.intp)
     for code in range(_NB**4):
         d = tuple((code // _NB**k) % _NB for k in (3, 2, 1, 0))
         neg = tuple(2 * T - v for v in d)
-        key = min(d, d[::-1], neg, neg[::-1])
+        key = min(d, d[::-1], neg, neg[::-1]) if sign else min(d, d[::-1])
         out[code] = classes.setdefault(key, len(classes))
     return out, len(classes)
 
 
-_CLASS, _NCLASS = _symmetry_classes()
+_CLASS_SPAM, _N_SPAM = _symmetry_classes(sign=True)  # 169
+_CLASS_MINMAX, _N_MINMAX = _symmetry_classes(sign=False)  # 325
 
 
 def _quant(r: np.ndarray, q: float) -> np.ndarray:
-    return (np.clip(np.rint(r / q), -T, T) + T).astype(np.intp)
+    """round(r / q) with halves away from zero, truncated to [-T, T], shifted to 0..2T."""
+    a = np.floor(np.abs(r) / q + 0.5)
+    return (np.clip(np.copysign(a, r), -T, T) + T).astype(np.intp)
 
 
 def _cooc(Q: np.ndarray, axis: int, rows: int) -> np.ndarray:
@@ -88,7 +97,7 @@ def _spam(rh: np.ndarray, rv: np.ndarray, q: float, rows: int) -> np.ndarray:
 
 def _minmax(rs: list[np.ndarray], q: float, rows: int) -> np.ndarray:
     lo = _quant(np.minimum.reduce(rs), q)
-    hi = _quant(-np.maximum.reduce(rs), q)  # max(R) = -min(-R): same classes after the flip
+    hi = _quant(-np.maximum.reduce(rs), q)  # the max, sign-flipped, joins the min's histogram
     return (_cooc(lo, 1, rows) + _cooc(lo, 0, rows) + _cooc(hi, 1, rows)
             + _cooc(hi, 0, rows))
 
@@ -119,32 +128,37 @@ def _strip_counts(x: np.ndarray, rows: int) -> np.ndarray:
         _spam(r2h, r2v, 2, rows), _minmax([r2h, r2v], 2, rows),
         _minmax([r2h, r2v, r2d1, r2d2], 2, rows),
         _spam(r3[0], r3[2], 3, rows), _minmax(r3, 3, rows),
-        _spam(square, square, 4, rows), _minmax(edges, 2, rows),
+        _spam(square, square, 4, rows), _minmax(edges, 4, rows),
     ])
 
 
 def srm_features(x: np.ndarray) -> np.ndarray:
-    """The 1,690 SRM-lite features of a 2-D ``uint8`` plane (``nan`` below 8×8)."""
+    """The 2,626 SRM-lite features of a 2-D ``uint8`` plane (``nan`` below 8×8)."""
     xi = np.asarray(x)
     if xi.ndim != 2 or xi.dtype != np.uint8:
         raise ValueError("srm_features expects a 2-D uint8 plane")
     h, w = xi.shape
     if min(h, w) < 8:
-        return np.full(len(SUBMODELS) * _NCLASS, np.nan)
+        return np.full(N_FEATURES, np.nan)
     n_res = h - 2 * _BORDER  # residual rows
     counts = np.zeros((len(SUBMODELS), _NB**4))
     for r0 in range(0, n_res, STRIP_ROWS):
         rows = min(STRIP_ROWS, n_res - r0)
         strip = xi[r0 : r0 + rows + 3 + 2 * _BORDER].astype(np.float32)
         counts += _strip_counts(strip, rows)
-    merged = np.stack([np.bincount(_CLASS, weights=cnt, minlength=_NCLASS) for cnt in counts])
-    merged /= np.maximum(merged.sum(axis=1, keepdims=True), 1.0)
-    return np.sqrt(merged).ravel()
+    out = []
+    for cnt, minmax in zip(counts, _IS_MINMAX, strict=True):
+        cls, n = (_CLASS_MINMAX, _N_MINMAX) if minmax else (_CLASS_SPAM, _N_SPAM)
+        merged = np.bincount(cls, weights=cnt, minlength=n)
+        out.append(np.sqrt(merged / max(merged.sum(), 1.0)))
+    return np.concatenate(out)
 
 
+N_FEATURES = sum(_N_MINMAX if mm else _N_SPAM for mm in _IS_MINMAX)
 SRM_FEATURES = FeatureSet(
     name="srm", version=FEATURE_VERSION,
-    names=tuple(f"{m}[{i}]" for m in SUBMODELS for i in range(_NCLASS)),
+    names=tuple(f"{m}[{i}]" for m, mm in zip(SUBMODELS, _IS_MINMAX, strict=True)
+                for i in range(_N_MINMAX if mm else _N_SPAM)),
     extract=srm_features, params={"T": T, "submodels": list(SUBMODELS), "sqrt": True})
 
 
