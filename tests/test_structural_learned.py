@@ -211,3 +211,22 @@ def test_broken_model_file_is_a_note_not_a_crash(tmp_path: Path,
     suite = build_suite("all")
     assert "structural" not in suite.groups
     assert any("structural" in note for note in suite.notes)
+
+
+def test_models_lists_every_linear_model_with_card_and_metrics() -> None:
+    """`stegshield models` shows the linear models like the CNNs (metrics per tile size),
+    each with a model card; all shipped weights stay within the 25 MB budget."""
+    from stegshield.analysis.cnn.inference import list_models
+    from stegshield.analysis.linear import shipped_linear
+
+    res = CliRunner().invoke(cli, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    for name, detector in (("lsbr-lr", "structural"), ("spam-lsbm", "spam"),
+                           ("srm-hill", "srm")):
+        assert rows[name]["detector"] == detector
+        assert 0.5 < rows[name]["metrics"]["256"]["lsbr@0.1"] <= 1.0
+        assert Path(rows[name]["path"]).with_suffix(".md").exists()
+    total = sum(m.size_bytes for m in list_models()) + sum(
+        p.stat().st_size for _, p, _ in shipped_linear())
+    assert total <= 25 * 2**20

@@ -130,6 +130,17 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                f"(thresholds {json.dumps(meta['thresholds'])})")
 
 
+def _per_tile(metrics: dict) -> dict[str, dict[str, float]]:
+    """Linear models store ``{"alg@rate tile": auc}``; list them as the CNNs' cards do,
+    ``{tile: {"alg@rate": auc}}``."""
+    out: dict[str, dict[str, float]] = {}
+    for key, auc in metrics.items():
+        row, _, tile = str(key).rpartition(" ")
+        if row:
+            out.setdefault(tile, {})[row] = auc
+    return out
+
+
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
@@ -152,7 +163,7 @@ def models(as_json: bool) -> None:
                       DEFAULT_SRM: "srm"}
     rows += [{"name": name, "detector": linear_used_by.get(name), "path": path,
               "bytes": path.stat().st_size, "arch": meta.get("kind", "?"),
-              "tile": None, "metrics": meta.get("test_metrics", {})}
+              "tile": None, "metrics": _per_tile(meta.get("test_metrics", {}))}
              for name, path, meta in shipped_linear()]
     if as_json:
         click.echo(json.dumps([dict(r, path=str(r["path"])) for r in rows], indent=2))
