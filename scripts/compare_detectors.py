@@ -91,15 +91,21 @@ def main() -> None:
                         ("spam", "spam (SPAM features + logistic regression)"),
                         ("srm", "srm (SRM-lite + Fisher discriminant)")):
         lin = build_suite(name)
-        det_l = lin.members[0].detector
+
+        def run(tiles: np.ndarray, lin: object = lin, name: str = name
+                ) -> tuple[np.ndarray, np.ndarray]:
+            """(estimated FPRs, log-odds): the log-odds is monotone in the raw score."""
+            out = [lin.analyse(x) for x in tiles]  # type: ignore[attr-defined]
+            return (np.array([a.fprs[name] for a in out]),
+                    np.array([a.stats[name] for a in out]))
         t = time.perf_counter()
-        fc = np.array([lin.analyse(x).fprs[name] for x in covers])
+        fc, zc = run(covers)
         results["speed"][label] = len(covers) / (time.perf_counter() - t)
-        fs = {k: np.array([lin.analyse(x).fprs[name] for x in stego[k]]) for k in keys}
+        fs, zs = {}, {}
+        for k in keys:
+            fs[k], zs[k] = run(stego[k])
         linear_fprs[name] = (fc, fs)
-        results["models"][label] = _metrics(
-            np.array([det_l.detect(x).raw for x in covers]),
-            {k: np.array([det_l.detect(x).raw for x in stego[k]]) for k in keys}, keys)
+        results["models"][label] = _metrics(zc, zs, keys)
     st_cover, st_stego = linear_fprs["structural"]
 
     def fused(p_learned: np.ndarray, p_classical: np.ndarray) -> np.ndarray:

@@ -232,12 +232,15 @@ def main() -> None:
 
     # test: the cached pairs of scripts/train.py, every row, side by side
     keys = [(a, r) for a, r, _ in GRID]
+    # statistics of a stack of tiles; `combined` rows are made from the others' outputs, so
+    # nothing is computed twice
     stats: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         args.detector: lambda X: np.array([det.logit_of_plane(x) for x in X])}
+    combined: dict[str, Callable[[dict[str, np.ndarray]], np.ndarray]] = {}
     if args.detector == "structural":
         stats["ws"] = lambda X: np.array([ws_estimate(x) for x in X])
         stats["spa"] = lambda X: np.array([spa_estimate(x) for x in X])
-        stats["classical min(ws, spa)"] = lambda X: np.minimum(stats["ws"](X), stats["spa"](X))
+        combined["classical min(ws, spa)"] = lambda o: np.minimum(o["ws"], o["spa"])
     fusion_info: dict[str, dict] = {}
     if job.fuse_with:
         from stegshield.analysis.cnn.inference import CNNDetector
@@ -267,22 +270,27 @@ def main() -> None:
                   f"{mean_auc[alpha]:.4f}, CNN alone {mean_auc[0.0]:.4f})", flush=True)
             stats[f"cnn {cnn_name}"] = cnn.tile_logits
 
-            def fused(X: np.ndarray, cnn: CNNDetector = cnn, a: float = alpha,
+            def fused(o: dict[str, np.ndarray], c: str = f"cnn {cnn_name}", a: float = alpha,
                       zsum: Callable = zsum) -> np.ndarray:
-                return zsum(cnn.tile_logits(X), stats[args.detector](X), a)
-            stats[f"{cnn_name} + {args.detector} (z-sum, weight {alpha:g})"] = fused
+                return zsum(o[c], o[args.detector], a)
+            combined[f"{cnn_name} + {args.detector} (z-sum, weight {alpha:g})"] = fused
+
+    def outputs(X: np.ndarray) -> dict[str, np.ndarray]:
+        o = {name: fn(X) for name, fn in stats.items()}
+        o.update({name: fn(o) for name, fn in combined.items()})
+        return o
     results: dict[str, dict] = {}
     fpr_test: dict[str, dict[str, float]] = {}
     for tile in (256, 128):
         covers, stego = test_pairs(corpus, tile, 1 + 77, None, Path(args.cache))
-        for name, fn in stats.items():
-            c = fn(covers)
-            row = results.setdefault(name, {})
-            for k in tqdm(keys, desc=f"test {tile} {name}", leave=False):
-                row[f"{k[0]}@{k[1]:g} {tile}"] = _auc_row(c, fn(stego[k]))
-            if name == args.detector:
-                fpr_test[str(tile)] = {f"{f:g}": float((c >= model.raw_thresholds[f]).mean())
-                                       for f in (0.01, 0.05)}
+        oc = outputs(covers)
+        for k in tqdm(keys, desc=f"test {tile}", leave=False):
+            os_ = outputs(stego[k])
+            for name in oc:
+                results.setdefault(name, {})[f"{k[0]}@{k[1]:g} {tile}"] = _auc_row(
+                    oc[name], os_[name])
+        fpr_test[str(tile)] = {f"{f:g}": float((oc[args.detector] >= model.raw_thresholds[f])
+                                               .mean()) for f in (0.01, 0.05)}
         if tile == 256:
             speed_tiles = covers[:64]
 
