@@ -16,6 +16,7 @@ section of BENCHMARKS.md (with ``--ship``; else ``OUT/NAME*``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -78,7 +79,9 @@ class Job:
     headline: str  # the test row quoted first
     rows: tuple[str, ...]
     classifier: str = "logistic"  # or "fld"
-    fuse_with: tuple[str, ...] = ()  # CNNs whose logit it is summed with (weight on val)
+    scan: str = ""  # the scan detector that loads it alone ("" = fused detectors only)
+    l2_grid: tuple[float, ...] = ()  # ridge strengths tried (default: the classifier's grid)
+    train_copies: int = 1  # stego realisations per train cover and rate (other seeds)
 
 
 JOBS = {
@@ -90,7 +93,7 @@ JOBS = {
         "(`analysis/structural/learned.py`)",
         "lsbr@0.1",
         ("lsbr@0.1", "lsbr@0.2", "seq-lsb@0.1", "lsbm@0.4", "lsbm@0.1", "hill@0.4",
-         "suniward@0.4", "hide@0.2")),
+         "suniward@0.4", "hide@0.2"), scan="structural"),
     "spam": Job(
         SPAMDetector, SPAM_FEATURES, "spam-lsbm", "lsbm", (0.1, 0.2, 0.4),
         "## SPAM detector",
@@ -98,24 +101,57 @@ JOBS = {
         "Fridrich 2010; `analysis/features/spam.py`)",
         "lsbm@0.1",
         ("lsbm@0.4", "lsbm@0.2", "lsbm@0.1", "lsbr@0.1", "hill@0.4", "suniward@0.4",
-         "wow@0.4", "hide@0.2"), fuse_with=("light-gray",)),
+         "wow@0.4", "hide@0.2"), scan="spam"),
     "srm": Job(
         SRMDetector, SRM_FEATURES, "srm-hill", "hill", (0.4, 0.2),
         "## SRM-lite detector",
-        "Regularised Fisher linear discriminant over 2,626 features of a ten-submodel subset of "
+        "Ridge logistic regression over 2,626 features of a ten-submodel subset of "
         "the spatial rich model (4th-order co-occurrences of quantised residuals, spam and "
         "minmax submodels; Fridrich & Kodovský 2012; `analysis/features/srm.py`)",
         "hill@0.4",
         ("hill@0.4", "hill@0.2", "suniward@0.4", "suniward@0.2", "wow@0.4", "wow@0.2",
          "hide@0.2", "lsbm@0.4", "lsbm@0.1", "lsbr@0.1"),
-        classifier="fld", fuse_with=("light-gray", "light-thorough")),
+        scan="srm", l2_grid=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
+    "srm-lsbm": Job(
+        SRMDetector, SRM_FEATURES, "srm-lsbm", "lsbm", (0.1, 0.2, 0.4),
+        "## SRM-lite detector of LSB matching",
+        "Ridge logistic regression over the same 2,626 SRM-lite features, trained against LSB "
+        "matching (a member of the fused detectors, `analysis/fusion.py`)",
+        "lsbm@0.4",
+        ("lsbm@0.4", "lsbm@0.2", "lsbm@0.1", "lsbr@0.1", "hill@0.4", "suniward@0.4",
+         "wow@0.4", "hide@0.2"),
+        l2_grid=(1e-6, 1e-5, 1e-4, 1e-3), train_copies=2),
 }
 
 
-def split_features(job: Job, corpus: Path, split: str, seed: int) -> dict[str, np.ndarray]:
+def split_features(job: Job, corpus: Path, split: str, seed: int,
+                   cache: Path | None = None) -> dict[str, np.ndarray]:
     """Features of every cover tile (128² and 256²) of ``split`` and of one stego per cover
-    and rate (seeded per tile)."""
+    and rate (seeded per tile); cached as npz in ``cache`` (keyed by feature set and version,
+    algorithm, rates, seed and corpus) when given."""
+    import hashlib
+
     keys = [f"{job.algorithm}@{r:g}" for r in job.rates]
+    f = None
+    if cache is not None:
+        tag = hashlib.sha256(json.dumps(
+            [str(corpus.resolve()), job.features.name, job.features.version, job.algorithm,
+             list(job.rates), split, seed]).encode()).hexdigest()[:12]
+        f = cache / f"{job.features.name}_{split}_{job.algorithm}_{tag}.npz"
+        if f.exists():
+            z = np.load(f)
+            return {k: z[k] for k in z.files}
+    res = _split_features(job, corpus, split, seed, keys)
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(".tmp.npz")
+        np.savez(tmp, **res)
+        tmp.replace(f)
+    return res
+
+
+def _split_features(job: Job, corpus: Path, split: str, seed: int, keys: list[str]
+                    ) -> dict[str, np.ndarray]:
     out: dict[str, list[np.ndarray]] = {"cover": [], **{k: [] for k in keys}}
 
     def feats(images: list[np.ndarray], desc: str) -> np.ndarray:
@@ -174,25 +210,26 @@ def fit(job: Job, train: dict[str, np.ndarray], val: dict[str, np.ndarray]
     calibrate on validation.  Logistic: covers weigh as much as all their stegos together;
     Fisher discriminant: unweighted class means, scatter pooled over every sample."""
     stegos = [k for k in train if k != "cover"]
+    vstegos = [k for k in val if k != "cover"]  # one realisation per rate
     nc = len(train["cover"])
     X = np.concatenate([train["cover"]] + [train[k] for k in stegos])
     y = np.r_[np.zeros(nc), np.ones(nc * len(stegos))]
     w = np.r_[np.full(nc, float(len(stegos))), np.ones(nc * len(stegos))]
     scores: dict[float, float] = {}
     models: dict[float, LinearModel] = {}
-    grid = FLD_GRID if job.classifier == "fld" else L2_GRID
+    grid = job.l2_grid or (FLD_GRID if job.classifier == "fld" else L2_GRID)
     for l2 in grid:
         models[l2] = LinearModel(*(fit_fld(X, y, l2=l2) if job.classifier == "fld"
                                    else fit_logistic(X, y, l2=l2, sample_weight=w)))
         c = models[l2].logits(val["cover"])
         scores[l2] = float(np.mean([_auc_row(c, models[l2].logits(val[k]))["auc"]
-                                    for k in stegos]))
+                                    for k in vstegos]))
         print(f"  l2 {l2:g}: validation AUC {scores[l2]:.4f}", flush=True)
     l2 = max(grid, key=lambda k: (scores[k], k))  # ties: the stronger ridge
     model = models[l2]
     vc = model.logits(val["cover"])
     n = len(vc)
-    vs = np.choose(np.arange(n) % len(stegos), [model.logits(val[k]) for k in stegos])
+    vs = np.choose(np.arange(n) % len(vstegos), [model.logits(val[k]) for k in vstegos])
     model.calibration = Calibration.fit(np.r_[vc, vs], np.r_[np.zeros(n), np.ones(n)])
     model.raw_thresholds = {f: float(np.quantile(vc, 1.0 - f)) for f in THRESHOLD_FPRS}
     return model, l2, scores
@@ -210,10 +247,14 @@ def main() -> None:
     ap.add_argument("--ship", action="store_true",
                     help="Write the model into the package (else only OUT and the report).")
     ap.add_argument("--out", default=str(ROOT / "out/linear"))
+    ap.add_argument("--train-copies", type=int, default=None,
+                    help="Stego realisations per train cover and rate (default: the job's).")
     ap.add_argument("--benchmarks", default=str(ROOT / "BENCHMARKS.md"),
                     help="Section rewritten with --ship (else OUT/NAME-report.md).")
     args = ap.parse_args()
     job = JOBS[args.detector]
+    if args.train_copies:
+        job = dataclasses.replace(job, train_copies=args.train_copies)
     corpus, out = Path(args.corpus), Path(args.out)
     if not (corpus / "manifest.jsonl").exists():
         sys.exit(f"{corpus}: no manifest.jsonl (build it with `stegshield dataset covers`); "
@@ -222,9 +263,12 @@ def main() -> None:
     t0 = time.perf_counter()
 
     print(f"{args.detector}: features of the train split", flush=True)
-    train = split_features(job, corpus, "train", args.seed)
+    train = split_features(job, corpus, "train", args.seed, out / "feat-cache")
+    for c in range(1, job.train_copies):  # more stego realisations of the same covers
+        more = split_features(job, corpus, "train", args.seed + 100 * c, out / "feat-cache")
+        train.update({f"{k}#{c}": v for k, v in more.items() if k != "cover"})
     print(f"{args.detector}: features of the validation split", flush=True)
-    val = split_features(job, corpus, "val", args.seed + 1)
+    val = split_features(job, corpus, "val", args.seed + 1, out / "feat-cache")
     model, l2, val_scores = fit(job, train, val)
     det_path = out / f"{job.name}.safetensors"
     model.save(det_path, job.features, {"name": job.name})
@@ -241,40 +285,6 @@ def main() -> None:
         stats["ws"] = lambda X: np.array([ws_estimate(x) for x in X])
         stats["spa"] = lambda X: np.array([spa_estimate(x) for x in X])
         combined["classical min(ws, spa)"] = lambda o: np.minimum(o["ws"], o["spa"])
-    fusion_info: dict[str, dict] = {}
-    if job.fuse_with:
-        from stegshield.analysis.cnn.inference import CNNDetector
-
-        vp = {t: val_pairs(corpus, t, args.seed + 7, out / "val-cache") for t in (128, 256)}
-        vkeys = [f"{a}@{r:g}" for a, r, _ in GRID]
-        lin_val = {t: {k: stats[args.detector](vp[t][k]) for k in ["covers", *vkeys]}
-                   for t in vp}
-        zl = np.concatenate([lin_val[t]["covers"] for t in vp])
-        for cnn_name in job.fuse_with:
-            cnn = CNNDetector(cnn_name)
-            cnn_val = {t: {k: cnn.tile_logits(vp[t][k]) for k in ["covers", *vkeys]}
-                       for t in vp}
-            zc = np.concatenate([cnn_val[t]["covers"] for t in vp])
-
-            def zsum(c: np.ndarray, v: np.ndarray, a: float, zc: np.ndarray = zc
-                     ) -> np.ndarray:
-                return (c - zc.mean()) / zc.std() + a * (v - zl.mean()) / zl.std()
-
-            mean_auc = {a: float(np.mean([_auc_row(
-                zsum(cnn_val[t]["covers"], lin_val[t]["covers"], a),
-                zsum(cnn_val[t][k], lin_val[t][k], a))["auc"] for t in vp for k in vkeys]))
-                for a in ALPHAS}
-            alpha = max(ALPHAS, key=lambda a: (mean_auc[a], -a))
-            fusion_info[cnn_name] = {"alpha": alpha, "val_mean_auc": mean_auc}
-            print(f"  fusion with {cnn_name}: weight {alpha} (validation mean AUC "
-                  f"{mean_auc[alpha]:.4f}, CNN alone {mean_auc[0.0]:.4f})", flush=True)
-            stats[f"cnn {cnn_name}"] = cnn.tile_logits
-
-            def fused(o: dict[str, np.ndarray], c: str = f"cnn {cnn_name}", a: float = alpha,
-                      zsum: Callable = zsum) -> np.ndarray:
-                return zsum(o[c], o[args.detector], a)
-            combined[f"{cnn_name} + {args.detector} (z-sum, weight {alpha:g})"] = fused
-
     def outputs(X: np.ndarray) -> dict[str, np.ndarray]:
         o = {name: fn(X) for name, fn in stats.items()}
         o.update({name: fn(o) for name, fn in combined.items()})
@@ -319,9 +329,9 @@ def main() -> None:
         "l2": l2, "validation_auc": {f"{k:g}": v for k, v in val_scores.items()},
         "counts": {"train_tiles": len(train["cover"]), "val_tiles": len(val["cover"])},
         "algorithm": job.algorithm, "rates": list(job.rates), "seed": args.seed,
+        "train_copies": job.train_copies,
         "test_metrics": {k: v["auc"] for k, v in results[args.detector].items()},
         "test_fpr_of_thresholds": fpr_test, "classifier": job.classifier,
-        "fusion": fusion_info,
     }
     model.meta = info
     model.save(det_path, job.features)
@@ -361,7 +371,9 @@ def report(job: Job, info: dict, results: dict[str, dict], speed: dict[str, floa
         f"Written by `{info['command']}`, {info['date']}, {machine_description()}; "
         f"{secs / 60:.1f} min in all.  {job.what}, fitted ({job.classifier}) on "
         f"{info['counts']['train_tiles']} "
-        f"train cover tiles (128² and 256²) against {job.algorithm} at {rates} bpp; ridge "
+        f"train cover tiles (128² and 256²) against {job.algorithm} at {rates} bpp"
+        + (f" ({job.train_copies} stego realisations per cover and rate)"
+           if job.train_copies > 1 else "") + "; ridge "
         f"{info['l2']:g} chosen on {info['counts']['val_tiles']} validation tiles "
         f"(validation AUC per ridge: "
         + ", ".join(f"{k}: {v:.4f}" for k, v in info["validation_auc"].items()) + ").  "
@@ -373,15 +385,6 @@ def report(job: Job, info: dict, results: dict[str, dict], speed: dict[str, floa
         "128² test tiles:", "", *_table(results, 128, job.rows), "",
         "Measured FPR of the shipped per-FPR thresholds (set on validation cover tiles) on the "
         f"test covers: {info['test_fpr_of_thresholds']}.", "",
-        *([("z-sum = the CNN's logit plus weight × this detector's, each standardised on "
-            "the validation cover tiles; the weight maximised the mean AUC over every "
-            "algorithm and rate of the grid on validation pairs (128² and 256²; the CNNs were "
-            "early-stopped on validation AUC, so their validation logits are optimistic and "
-            "the weight leans towards the CNN): "
-            + "; ".join(f"{c}: {v['alpha']:g} (mean AUC "
-                        + ", ".join(f"{a:g}: {m:.4f}" for a, m in v["val_mean_auc"].items())
-                        + ")" for c, v in info["fusion"].items()) + "."), ""]
-          if info["fusion"] else []),
         "Speed, tiles of 256² per second, one `detect` per tile, same 64 tiles, same run: "
         + ", ".join(f"{k} {v:.0f}" for k, v in speed.items()) + ".",
     ]
@@ -393,13 +396,16 @@ def model_card(job: Job, info: dict, results: dict[str, dict], speed: dict[str, 
     det = info["detector"]
     rates = ", ".join(f"{r:g}" for r in job.rates)
     lines = [
-        f"# Model card: `{job.name}` (`--detector {det}`)", "",
+        f"# Model card: `{job.name}` "
+        + (f"(`--detector {job.scan}`)" if job.scan else "(a member of the fused detectors)"),
+        "",
         f"{job.what}: a linear score ({CLASSIFIERS[job.classifier]}) over "
         f"{len(job.features.names)} features of one image plane (feature set "
         f"`{job.features.name}` version {job.features.version}).", "",
         f"* **Data**: gray corpus (`stegshield dataset covers`), split by source photograph. "
-        f"Fit: {info['counts']['train_tiles']} train tiles (128² and 256²), each cover and one "
-        f"{job.algorithm} stego at {rates} bpp (seed {info['seed']}).  Validation "
+        f"Fit: {info['counts']['train_tiles']} train tiles (128² and 256²), each cover and "
+        f"{job.train_copies if job.train_copies > 1 else 'one'} {job.algorithm} stego at "
+        f"{rates} bpp (seed {info['seed']}).  Validation "
         f"({info['counts']['val_tiles']} tiles): ridge choice ({info['l2']:g}), Platt "
         "calibration (covers against the rates in turn) and the per-FPR logit thresholds "
         "(quantiles of validation cover tiles, per tile).  Never trained on mate-backgrounds, "

@@ -11,7 +11,13 @@ from PIL import Image
 
 import stegshield.analysis.features.srm as srm_mod
 from stegshield.analysis import get_detector
-from stegshield.analysis.features.srm import N_FEATURES, SUBMODELS, srm_features
+from stegshield.analysis.features.srm import (
+    N_FEATURES,
+    SUBMODELS,
+    srm_counts,
+    srm_counts_numpy,
+    srm_features,
+)
 from stegshield.analysis.linear import fit_fld
 from stegshield.analysis.metrics import roc_auc
 from stegshield.analysis.synthetic import synthetic_cover
@@ -45,8 +51,22 @@ def test_strips_and_negation_give_the_same_features(height: int,
     x = synthetic_cover(np.random.default_rng(1), (height, 91))
     whole = srm_features(x)
     np.testing.assert_array_equal(srm_features(255 - x), whole)
+    ref = srm_counts_numpy(x)
     monkeypatch.setattr(srm_mod, "STRIP_ROWS", 6)
-    np.testing.assert_array_equal(srm_features(x), whole)
+    np.testing.assert_array_equal(srm_counts_numpy(x), ref)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (9, 300), (257, 256), (64, 13)])
+def test_c_kernel_counts_equal_the_numpy_reference(shape: tuple[int, int]) -> None:
+    """Smooth, noisy and saturated content (every residual clipped, ties of q = 2 and 4)."""
+    rng = np.random.default_rng(sum(shape))
+    smooth = synthetic_cover(rng, shape)
+    noisy = np.clip(smooth.astype(int) + rng.integers(-3, 4, shape), 0, 255).astype(np.uint8)
+    for x in (smooth, noisy, rng.integers(0, 256, shape).astype(np.uint8),
+              np.where(rng.random(shape) < 0.5, 0, 255).astype(np.uint8)):
+        np.testing.assert_array_equal(srm_counts(x), srm_counts_numpy(x))
+    strided = noisy[:, ::-1]  # not C-contiguous
+    np.testing.assert_array_equal(srm_counts(strided), srm_counts_numpy(strided))
 
 
 def test_symmetry_classes() -> None:

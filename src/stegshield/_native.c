@@ -12,6 +12,7 @@
  *  ws_tiles one pass of WS steganalysis sums per tile (analysis/structural/ws.py), the hot
  *           loop of `scan --detector classical`.
  *  pair_hist  the adjacent-pair histogram of SPA (analysis/structural/spa.py).
+ *  srm_counts  the co-occurrence counts of the SRM-lite features (analysis/features/srm.py).
  *
  * All release the GIL. Buffers come through the buffer protocol; shapes are checked here.
  */
@@ -429,6 +430,135 @@ done:
     return result;
 }
 
+/* ---------------------------------------------------------------- SRM-lite co-occurrences */
+
+/* round(r / q) with halves away from zero for integer r, truncated to [-2, 2] and shifted to
+ * 0..4 (q = 1..4): floor((2|r| + q) / 2q) is exact where float division would round. */
+static inline uint8_t srm_q(int r, int q) {
+    int a = (2 * (r < 0 ? -r : r) + q) / (2 * q);
+    if (a > 2) a = 2;
+    return (uint8_t)(r < 0 ? 2 - a : 2 + a);
+}
+
+#define SRM_CH 19
+#define SRM_COPIES 4
+/* Channel -> submodel and which co-occurrences it feeds (1 = along rows, 2 = along columns,
+ * 3 = both); the order of the submodels is analysis/features/srm.py's, the quantisation steps
+ * are written out where the channels are computed. */
+static const int srm_sub[SRM_CH] = {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 9, 9};
+static const int srm_dir[SRM_CH] = {1, 2, 3, 3, 3, 3, 1, 2, 3, 3, 3, 3, 1, 2, 3, 3, 3, 3, 3};
+
+static inline int imin4(int a, int b, int c, int d) {
+    int m = a < b ? a : b, n = c < d ? c : d;
+    return m < n ? m : n;
+}
+static inline int imax4(int a, int b, int c, int d) {
+    int m = a > b ? a : b, n = c > d ? c : d;
+    return m > n ? m : n;
+}
+
+/* Raw 5^4 co-occurrence counts of the ten SRM-lite submodels (Fridrich & Kodovsky, "Rich
+ * models for steganalysis of digital images", IEEE TIFS 2012) of a uint8 plane, in one pass
+ * with a ring of four quantised residual rows: the same counts as the numpy reference
+ * (analysis/features/srm.py, _strip_counts).  out: (10, 625) int64, overwritten. */
+static PyObject *srm_counts(PyObject *self, PyObject *args) {
+    Py_buffer x_b, out_b;
+    Py_ssize_t H, W;
+    if (!PyArg_ParseTuple(args, "y*nnw*", &x_b, &H, &W, &out_b)) return NULL;
+    PyObject *result = NULL;
+    uint8_t *ring = NULL;
+    if (H < 8 || W < 8 || x_b.len != H * W ||
+        out_b.len != (Py_ssize_t)(10 * 625 * sizeof(int64_t))) {
+        PyErr_SetString(PyExc_ValueError, "srm_counts: inconsistent buffer sizes");
+        goto done;
+    }
+    {
+        const Py_ssize_t Hr = H - 4, Wr = W - 4; /* residuals reach two pixels out */
+        /* the ring, then SRM_COPIES private histograms: consecutive codes go to different
+         * copies, so runs of one code (smooth content) do not serialise on one counter */
+        ring = (uint8_t *)calloc((size_t)SRM_CH * 4 * (size_t)Wr
+                                 + SRM_COPIES * 10 * 625 * sizeof(uint32_t), 1);
+        if (!ring) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        const uint8_t *x = (const uint8_t *)x_b.buf;
+        int64_t *out = (int64_t *)out_b.buf;
+        uint32_t *hist = (uint32_t *)(ring + (size_t)SRM_CH * 4 * (size_t)Wr);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < Hr; i++) {
+            uint8_t *row[SRM_CH];
+            for (int ch = 0; ch < SRM_CH; ch++) row[ch] = ring + ((size_t)ch * 4 + (size_t)(i & 3)) * Wr;
+            const uint8_t *p0 = x + (i + 2) * W + 2;
+            for (Py_ssize_t j = 0; j < Wr; j++) {
+                const uint8_t *p = p0 + j;
+                int c = p[0], r = p[1], l = p[-1], u = p[-W], d = p[W];
+                int ul = p[-W - 1], ur = p[-W + 1], dl = p[W - 1], dr = p[W + 1];
+                int rr = p[2], ll = p[-2], uu = p[-2 * W], dd = p[2 * W];
+                int r1r = r - c, r1l = l - c, r1u = u - c, r1d = d - c;
+                int d1 = ul - c, d2 = ur - c, d3 = dl - c, d4 = dr - c;
+                int r2h = l + r - 2 * c, r2v = u + d - 2 * c;
+                int r2d1 = ul + dr - 2 * c, r2d2 = ur + dl - 2 * c;
+                int r3r = -rr + 3 * r - 3 * c + l, r3l = -ll + 3 * l - 3 * c + r;
+                int r3u = -uu + 3 * u - 3 * c + d, r3d = -dd + 3 * d - 3 * c + u;
+                int sq = 2 * (r + l + u + d) - (ul + ur + dl + dr) - 4 * c;
+                int e1 = 2 * (l + r + u) - ul - ur - 4 * c, e2 = 2 * (l + r + d) - dl - dr - 4 * c;
+                int e3 = 2 * (u + d + l) - ul - dl - 4 * c, e4 = 2 * (u + d + r) - ur - dr - 4 * c;
+                /* literal steps: the divisions in srm_q become multiplications */
+                row[0][j] = srm_q(r1r, 1);
+                row[1][j] = srm_q(r1u, 1);
+                row[2][j] = srm_q(imin4(r1r, r1l, r1u, r1d), 1);
+                row[3][j] = srm_q(-imax4(r1r, r1l, r1u, r1d), 1);
+                row[4][j] = srm_q(imin4(d1, d2, d3, d4), 1);
+                row[5][j] = srm_q(-imax4(d1, d2, d3, d4), 1);
+                row[6][j] = srm_q(r2h, 2);
+                row[7][j] = srm_q(r2v, 2);
+                row[8][j] = srm_q(r2h < r2v ? r2h : r2v, 2);
+                row[9][j] = srm_q(-(r2h > r2v ? r2h : r2v), 2);
+                row[10][j] = srm_q(imin4(r2h, r2v, r2d1, r2d2), 2);
+                row[11][j] = srm_q(-imax4(r2h, r2v, r2d1, r2d2), 2);
+                row[12][j] = srm_q(r3r, 3);
+                row[13][j] = srm_q(r3u, 3);
+                row[14][j] = srm_q(imin4(r3r, r3l, r3u, r3d), 3);
+                row[15][j] = srm_q(-imax4(r3r, r3l, r3u, r3d), 3);
+                row[16][j] = srm_q(sq, 4);
+                row[17][j] = srm_q(imin4(e1, e2, e3, e4), 4);
+                row[18][j] = srm_q(-imax4(e1, e2, e3, e4), 4);
+            }
+            for (int ch = 0; ch < SRM_CH; ch++) {
+                uint32_t *o = hist + srm_sub[ch] * 625;
+                const size_t stride = 10 * 625;
+                const uint8_t *a = row[ch];
+                if (srm_dir[ch] & 1)
+                    for (Py_ssize_t j = 0; j + 3 < Wr; j++)
+                        o[(j & (SRM_COPIES - 1)) * stride
+                          + ((a[j] * 5 + a[j + 1]) * 5 + a[j + 2]) * 5 + a[j + 3]]++;
+                if ((srm_dir[ch] & 2) && i >= 3) {
+                    const uint8_t *q0 = ring + ((size_t)ch * 4 + (size_t)((i - 3) & 3)) * Wr;
+                    const uint8_t *q1 = ring + ((size_t)ch * 4 + (size_t)((i - 2) & 3)) * Wr;
+                    const uint8_t *q2 = ring + ((size_t)ch * 4 + (size_t)((i - 1) & 3)) * Wr;
+                    for (Py_ssize_t j = 0; j < Wr; j++)
+                        o[(j & (SRM_COPIES - 1)) * stride
+                          + ((q0[j] * 5 + q1[j]) * 5 + q2[j]) * 5 + a[j]]++;
+                }
+            }
+        }
+        for (int k = 0; k < 10 * 625; k++) {
+            int64_t t = 0;
+            for (int cp = 0; cp < SRM_COPIES; cp++) t += hist[cp * 10 * 625 + k];
+            out[k] = t;
+        }
+        Py_END_ALLOW_THREADS
+        result = Py_None;
+        Py_INCREF(result);
+    }
+done:
+    free(ring);
+    PyBuffer_Release(&x_b);
+    PyBuffer_Release(&out_b);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"feistel", feistel, METH_VARARGS,
      "feistel(round_keys, half_bits, n, start, out): out[i] = pi(start + i), a keyed permutation"},
@@ -441,10 +571,12 @@ static PyMethodDef methods[] = {
      "w d F(d) into float64 out (3, ty, tx)"},
     {"pair_hist", pair_hist, METH_VARARGS,
      "pair_hist(x, H, W, out): SPA histogram of adjacent pairs into int64 out (1022,)"},
+    {"srm_counts", srm_counts, METH_VARARGS,
+     "srm_counts(x, H, W, out): SRM-lite raw co-occurrence counts into int64 out (10, 625)"},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native",
-                                    "C kernels: STC Viterbi, HILL, positions, WS sums.", -1, methods};
+                                    "C kernels: STC Viterbi, HILL, positions, WS sums, SPA pairs, SRM counts.", -1, methods};
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
