@@ -39,13 +39,16 @@ train: $(STAMP)
 	nice -n 5 $(PY) scripts/train.py
 	$(MAKE) train-linear
 
-# The learned linear detectors (about 25 min on 2 cores): `structural` (LSB replacement), `spam`
-# (LSB matching), `srm` (content-adaptive). Fit on train tiles, ridge, calibration and fusion
-# weights on validation, test report -> BENCHMARKS.md, ship them.
+# The learned linear detectors (about 30 min on 2 cores): `structural` (LSB replacement), `spam`
+# (LSB matching), `srm` (content-adaptive) and `srm-lsbm` (the rich model against LSB matching);
+# fit on train tiles, ridge and calibration on validation, test report -> BENCHMARKS.md, ship.
+# Then the fused detectors (a CNN + linear members per tile; weights, calibration on validation).
 train-linear: $(STAMP)
 	$(PY) scripts/train_linear.py --detector structural --ship
 	$(PY) scripts/train_linear.py --detector spam --ship
 	$(PY) scripts/train_linear.py --detector srm --ship
+	$(PY) scripts/train_linear.py --detector srm-lsbm --ship
+	$(PY) scripts/train_fusion.py --name fused-light-gray --cnn light-gray --linear spam --linear srm:srm-lsbm --ship
 
 # ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
 # the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping

@@ -89,7 +89,7 @@ def main() -> None:
     linear_fprs: dict[str, tuple[np.ndarray, dict]] = {}
     for name, label in (("structural", "structural (learned WS/SPA features)"),
                         ("spam", "spam (SPAM features + logistic regression)"),
-                        ("srm", "srm (SRM-lite + Fisher discriminant)")):
+                        ("srm", "srm (SRM-lite + logistic regression)")):
         lin = build_suite(name)
 
         def run(tiles: np.ndarray, lin: object = lin, name: str = name
@@ -151,6 +151,28 @@ def main() -> None:
                 fisher(pc, cl_cover), {k: fisher(fprs(ls[k]), cl_stego[k]) for k in keys}, keys)
         print(label, {k: round(v["auc"], 3) for k, v in results["models"][label].items()},
               flush=True)
+    # the fused detectors (a CNN and linear detectors summed per tile): batched like the CNNs;
+    # on one tile the image statistic is the tile's fused score
+    from stegshield.analysis import get_detector
+
+    for name in ("fused",):
+        try:
+            fz = get_detector(name)
+        except (OSError, ValueError) as exc:
+            print(f"skipping {name}: {exc}")
+            continue
+        label = f"{name} ({' + '.join(fz.features.names)}, per tile)"  # type: ignore[attr-defined]
+        fz.tile_scores(covers[:8])  # type: ignore[attr-defined]
+        best = 0.0
+        for _ in range(3):
+            t = time.perf_counter()
+            zc = fz.tile_scores(covers)  # type: ignore[attr-defined]
+            best = max(best, len(covers) / (time.perf_counter() - t))
+        results["speed"][label] = best
+        results["models"][label] = _metrics(
+            zc, {k: fz.tile_scores(stego[k]) for k in keys}, keys)  # type: ignore[attr-defined]
+        print(label, {k: round(v["auc"], 3) for k, v in results["models"][label].items()},
+              flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "compare.json").write_text(json.dumps(results, indent=2))
@@ -181,7 +203,9 @@ becomes an estimated FPR on clean images, the image score is that of min(1, 2·m
 (Bonferroni), see docs/SCAN.md.  tiles/s: same run, same cover tiles, batch inference for the
 CNNs (best of three passes), one `analyse` per tile for the classical group and for the
 learned linear detectors `structural`, `spam` and `srm` (`scan --detector NAME`: their
-log-odds rank the tiles; in fusions, their estimated FPR from the validation thresholds).
+log-odds rank the tiles; in fusions, their estimated FPR from the validation thresholds);
+`fused` (`scan --detector fused`: the fast CNN and a linear detector summed tile by tile,
+`analysis/fusion.py`) scores batches of tiles like the CNNs.
 
 {head}
 {chr(10).join(rows)}

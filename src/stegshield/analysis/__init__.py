@@ -13,6 +13,7 @@ from typing import Any
 from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
 from .cnn import cnn_detector, thorough_detector
 from .features import SPAMDetector, SRMDetector
+from .fusion import fused_detector
 from .pretrained import pretrained_detector
 from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
 from .structural.learned import StructuralLRDetector
@@ -35,10 +36,11 @@ _REGISTRY: dict[str, Callable[..., Detector]] = {
     "ws": WSDetector,
     "structural": StructuralLRDetector,  # learned combination of structural features (LSBR)
     "spam": SPAMDetector,  # SPAM features + logistic regression (LSB matching)
-    "srm": SRMDetector,  # small rich model + Fisher discriminant (adaptive embedding)
+    "srm": SRMDetector,  # small rich model + logistic regression (adaptive embedding)
     "cnn": cnn_detector,  # imports torch only when instantiated
     "cnn-thorough": thorough_detector,  # the slower, more accurate CNN (scan --thorough)
     "pretrained": pretrained_detector,  # ImageNet EfficientNet-Lite0, same tiled inference
+    "fused": fused_detector("fused"),  # cnn + linear detectors summed per tile (torch)
 }
 
 

@@ -29,6 +29,7 @@ from .base import Calibration, DetectionResult, split_channels
 
 __all__ = [
     "LINEAR_DIR",
+    "FPRThresholds",
     "FeatureSet",
     "LinearDetector",
     "LinearModel",
@@ -226,20 +227,13 @@ def _resolve(model: str | Path) -> Path:
     raise FileNotFoundError(f"no model {str(model)!r} (shipped: {shipped or 'none'})")
 
 
-class LinearDetector:
-    """A :class:`LinearModel` as a detector: ``raw`` is the mean logit over colour planes,
-    ``score`` its Platt calibration; FPR thresholds for ``scan`` from validation covers.
-    Subclasses set ``name``, ``features`` and ``default_model``."""
+class FPRThresholds:
+    """Score thresholds by false-positive rate from raw thresholds measured on validation
+    cover tiles ({FPR: raw}) and a Platt calibration."""
 
-    name = "linear"
-    features: FeatureSet
-    default_model = ""
-
-    def __init__(self, model: str | Path | None = None) -> None:
-        self.path = _resolve(model or self.default_model)
-        self.model = LinearModel.load(self.path, self.features)
-        self.calibration = self.model.calibration
-        pts = sorted(self.model.raw_thresholds.items())
+    def __init__(self, raw_thresholds: dict[float, float], calibration: Calibration) -> None:
+        pts = sorted(raw_thresholds.items())
+        self.calibration = calibration
         self._fprs = [f for f, _ in pts]
         self._log_fpr = np.log(self._fprs) if pts else np.zeros(0)
         self._raw = np.array([t for _, t in pts])
@@ -262,6 +256,31 @@ class LinearDetector:
         i = 0 if z < lf[1] else (len(lf) - 2 if z > lf[-2] else int(np.searchsorted(lf, z)) - 1)
         t = raw[i] + (z - lf[i]) * (raw[i + 1] - raw[i]) / (lf[i + 1] - lf[i])
         return self.calibration(float(t))
+
+
+class LinearDetector:
+    """A :class:`LinearModel` as a detector: ``raw`` is the mean logit over colour planes,
+    ``score`` its Platt calibration; FPR thresholds for ``scan`` from validation covers.
+    Subclasses set ``name``, ``features`` and ``default_model``."""
+
+    name = "linear"
+    features: FeatureSet
+    default_model = ""
+
+    def __init__(self, model: str | Path | None = None) -> None:
+        self.path = _resolve(model or self.default_model)
+        self.model = LinearModel.load(self.path, self.features)
+        self.calibration = self.model.calibration
+        self._fpr_table = FPRThresholds(self.model.raw_thresholds, self.calibration)
+
+    @property
+    def thresholds(self) -> dict[float, float]:
+        """{FPR: calibrated score threshold} at the FPRs measured on validation covers."""
+        return self._fpr_table.thresholds
+
+    def threshold_at_fpr(self, fpr: float) -> float:
+        """Score threshold for a false-positive rate (see :class:`FPRThresholds`)."""
+        return self._fpr_table.threshold_at_fpr(fpr)
 
     def logit_of_plane(self, x: np.ndarray) -> float:
         """The model's logit for one 2-D ``uint8`` plane (``nan`` if too small)."""

@@ -13,17 +13,21 @@
   thresholds, like a learned detector).  No torch.
 * ``spam``: SPAM features (Pevný, Bas & Fridrich 2010) + logistic regression, trained against
   LSB matching (:mod:`stegshield.analysis.features.spam`); fused the same way.  No torch.
-* ``srm``: a small spatial rich model (Fridrich & Kodovský 2012) + Fisher discriminant, trained
+* ``srm``: a small spatial rich model (Fridrich & Kodovský 2012) + logistic regression, trained
   against content-adaptive embedding (:mod:`stegshield.analysis.features.srm`); same.
 * ``cnn`` / ``cnn-thorough`` / ``pretrained``: the learned detector of that name alone
   (statistic: log-odds); ``cnn-thorough`` is the slower full-resolution model
   (``scan --thorough``).
+* ``fused``: the fast CNN and linear detectors summed tile by tile with weights, calibration
+  and thresholds fitted on validation (:mod:`stegshield.analysis.fusion`); statistic: the
+  fused log-odds, like a learned detector.
 * ``auto``: ``classical``, plus each learned detector listed in :data:`AUTO_LEARNED` that is
   available. The list is empty for now: the shipped CNN is far from its accuracy goals and
   costs ~10x the classical scan time (``BENCHMARKS.md``: 1.6 MP/s against 12.9), so it runs
   only on request (``--detector cnn`` or ``all``) until a model earns its place.
-* ``all``: every registered detector; the linear and the learned ones are fused
-  as groups of their own beside ``classical``; RS and chi-square are reported, not fused.
+* ``all``: every registered detector except ``fused`` (its members run on their own);
+  the linear and the learned ones are fused as groups of their own beside ``classical``; RS and
+  chi-square are reported, not fused.
 
 Scores come from the same calibration as the verdicts (:mod:`.thresholds`): each group's
 statistic is turned into its estimated false-positive rate on clean images, the k groups are
@@ -61,6 +65,7 @@ from .thresholds import (
 __all__ = [
     "CLASSICAL",
     "DETECTOR_CHOICES",
+    "FUSED",
     "LEARNED",
     "LINEAR",
     "Analysis",
@@ -75,6 +80,8 @@ CLASSICAL = ("ws", "spa")
 LEARNED = ("cnn", "cnn-thorough", "pretrained")
 #: Fused like a learned detector (its own group, log-odds statistic), but numpy only.
 LINEAR = ("structural", "spam", "srm")
+#: A CNN and linear detectors summed per tile: learned detectors, on request only.
+FUSED = ("fused",)
 #: Images above this many pixels are analysed in blocks (bounded memory for any size).
 BLOCK_PIXELS = 4096 * 4096
 #: Block side (a multiple of every detector's tile size, so tile maps stitch exactly).
@@ -126,7 +133,8 @@ class Analysis:
 
 
 #: The package that registers each learned detector.
-_LEARNED_MODULES = {"cnn": "cnn", "cnn-thorough": "cnn", "pretrained": "pretrained"}
+_LEARNED_MODULES = {"cnn": "cnn", "cnn-thorough": "cnn", "pretrained": "pretrained",
+                    "fused": "fusion"}
 
 
 def _learned_module(name: str) -> str:
@@ -356,7 +364,7 @@ def build_suite(spec: str = "auto") -> Suite:
     classical = [_make(n, "classical") for n in CLASSICAL]
     if spec == "classical":
         return Suite(mode="classical", members=classical)
-    if spec in LEARNED:
+    if spec in LEARNED or spec in FUSED:
         return Suite(mode=spec, members=[_learned(spec)])
     if spec in LINEAR:
         return Suite(mode=spec, members=[_linear(spec)])
@@ -382,7 +390,7 @@ def build_suite(spec: str = "auto") -> Suite:
                 members.insert(0, _learned(name))
             except SuiteError as exc:
                 notes.append(str(exc))
-    known = set(CLASSICAL) | set(LEARNED) | set(LINEAR)
+    known = set(CLASSICAL) | set(LEARNED) | set(LINEAR) | set(FUSED)
     for name in ("rs", "chi_square"):  # reported first among the extras
         if name in available_detectors():
             members.append(_make(name, "info"))

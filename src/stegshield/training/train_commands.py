@@ -144,11 +144,13 @@ def _per_tile(metrics: dict) -> dict[str, dict[str, float]]:
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
-    """List the shipped detector models (CNNs and the linear ``structural``, ``spam``, ``srm``)."""
+    """List the shipped detector models (CNNs, the linear ``structural``, ``spam``, ``srm`` and
+    the ``fused`` combinations)."""
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
     from ..analysis.features.spam import DEFAULT_SPAM
     from ..analysis.features.srm import DEFAULT_SRM
+    from ..analysis.fusion import FUSED_MODELS, read_fusion_params
     from ..analysis.linear import shipped_linear
     from ..analysis.pretrained import DEFAULT_PRETRAINED
     from ..analysis.structural.learned import DEFAULT_STRUCTURAL
@@ -160,7 +162,15 @@ def models(as_json: bool) -> None:
              "bytes": m.size_bytes, "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
              "metrics": m.meta.get("test_metrics", {})} for m in infos]
     linear_used_by = {DEFAULT_STRUCTURAL: "structural", DEFAULT_SPAM: "spam",
-                      DEFAULT_SRM: "srm"}
+                      DEFAULT_SRM: "srm", **{m: d for d, m in FUSED_MODELS.items()}}
+    for name, path, meta in shipped_linear():  # members used only inside a fusion
+        if meta.get("kind") == "fusion-linear" and name in linear_used_by:
+            try:
+                params = read_fusion_params(path)
+            except ValueError:
+                continue
+            for _, member in params["linear"]:
+                linear_used_by.setdefault(member, f"{linear_used_by[name]} (member)")
     rows += [{"name": name, "detector": linear_used_by.get(name), "path": path,
               "bytes": path.stat().st_size, "arch": meta.get("kind", "?"),
               "tile": None, "metrics": _per_tile(meta.get("test_metrics", {}))}

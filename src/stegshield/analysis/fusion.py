@@ -1,0 +1,216 @@
+"""Tile-level fusion of a CNN with linear feature detectors (the ``fused`` detector).
+
+Every tile of the CNN's overlap-free tiling is scored by each member: the CNN's logit and the
+logit of each linear detector (``spam``, ``srm``, ...) computed on the same pixels.  The tile's
+fused score is the weighted sum of the members' logits, each standardised on validation cover
+tiles (the sum rule of Kittler, Hatef, Duin & Matas, "On combining classifiers", TPAMI 20(3),
+1998).  The weights are chosen on validation pairs of every algorithm of the test grid
+(``scripts/train_fusion.py``); the fused tile scores get their own Platt calibration and
+per-FPR thresholds from validation cover tiles, and the image's statistic is the largest tile
+score shifted by ``-ln(n) / a`` (:func:`.cnn.calibration.aggregate_max`), as the CNN's.
+
+The fusion is stored as a :class:`~.linear.LinearModel` over the members' logits (feature set
+``fusion``: ``mean``/``scale`` = the validation covers' mean and spread, ``coef`` = weights) in
+``analysis/weights/linear/``.  Its parameters name the members and the SHA-256 of their weight
+files, so a fusion fitted on other weights (a retrained CNN) is refused with a one-line error
+instead of giving uncalibrated scores.  Importing this module does not import torch; building
+a detector does (the CNN member).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .base import DetectionResult, split_channels
+from .linear import (
+    LINEAR_DIR,
+    FeatureSet,
+    FPRThresholds,
+    LinearDetector,
+    LinearModel,
+    _resolve,
+)
+
+__all__ = ["FUSED_MODELS", "FusedDetector", "fused_detector", "fusion_features",
+           "linear_logits", "linear_member", "member_digest", "read_fusion_params",
+           "shipped_fusions"]
+
+FEATURE_VERSION = 1
+#: Registry name -> the shipped fusion model it loads.
+FUSED_MODELS = {"fused": "fused-light-gray"}
+
+
+def linear_member(name: str, model: str | None = None) -> LinearDetector:
+    """The linear detector ``name`` (``structural``, ``spam`` or ``srm``) on ``model``."""
+    from .features import SPAMDetector, SRMDetector
+    from .structural.learned import StructuralLRDetector
+
+    classes: dict[str, type[LinearDetector]] = {
+        "structural": StructuralLRDetector, "spam": SPAMDetector, "srm": SRMDetector}
+    if name not in classes:
+        raise ValueError(f"unknown linear detector {name!r}; choose from {', '.join(classes)}")
+    return classes[name](model)
+
+
+def linear_logits(detectors: list[LinearDetector], tiles: np.ndarray) -> list[np.ndarray]:
+    """Each linear detector's logit of every tile of a stack; members that share a feature set
+    (e.g. two ``srm`` models) share one extraction per tile."""
+    out = [np.full(len(tiles), np.nan) for _ in detectors]
+    for i, t in enumerate(tiles):
+        feats: dict[int, np.ndarray] = {}
+        for j, det in enumerate(detectors):
+            key = id(det.features)
+            if key not in feats:
+                feats[key] = det.features.extract(t)
+            f = feats[key]
+            if np.isfinite(f).all():
+                out[j][i] = float(det.model.logits(f)[0])
+    return out
+
+
+def member_digest(path: str | Path) -> str:
+    """First 16 hex digits of the SHA-256 of a member's weight file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def fusion_features(params: dict[str, Any]) -> FeatureSet:
+    """The ``fusion`` feature set of a member list ``params`` (``cnn``: model name,
+    ``linear``: [[detector, model], ...], ``digests``: {model: sha}).  Its ``extract`` scores
+    one plane as a single tile; :class:`FusedDetector` batches the CNN instead."""
+    names = (f"cnn:{params['cnn']}",
+             *(f"{d}:{m}" for d, m in params["linear"]))
+
+    def extract(x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError("fusion features come from FusedDetector.member_logits")
+
+    return FeatureSet(name="fusion", version=FEATURE_VERSION, names=names, extract=extract,
+                      params=params)
+
+
+def read_fusion_params(path: str | Path) -> dict[str, Any]:
+    """The member list stored in a fusion model file (raises ``ValueError`` if it is not
+    one)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as fh:
+            meta = json.loads((fh.metadata() or {}).get("stegshield", "{}"))
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot read a fusion model ({type(exc).__name__})") from exc
+    params = meta.get("feature_params") if isinstance(meta, dict) else None
+    if meta.get("kind") != "fusion-linear" or not isinstance(params, dict) or \
+            not isinstance(params.get("cnn"), str) or not isinstance(params.get("linear"), list):
+        raise ValueError(f"{path}: not a fusion model")
+    return params
+
+
+class FusedDetector:
+    """A CNN and linear detectors summed per tile (see the module docstring).  ``raw`` is the
+    image statistic (largest fused tile score, size-corrected), ``score`` its calibration,
+    ``tile_map`` the fused tile scores (max over colour planes)."""
+
+    name = "fused"
+
+    def __init__(self, model: str | Path = "fused-light-gray", **cnn_kwargs: Any) -> None:
+        from .cnn.inference import CNNDetector, resolve_model
+
+        self.path = _resolve(model)
+        params = read_fusion_params(self.path)
+        cnn_path = resolve_model(params["cnn"])
+        self.linear = [linear_member(d, m) for d, m in params["linear"]]
+        digests = {params["cnn"]: member_digest(cnn_path),
+                   **{m: member_digest(det.path)
+                      for (_, m), det in zip(params["linear"], self.linear, strict=True)}}
+        stored = params.get("digests", {})
+        changed = [m for m, d in digests.items() if stored.get(m) != d]
+        if changed:
+            raise ValueError(f"{self.path.name}: fitted on other weights of "
+                             f"{', '.join(changed)}; refit it (scripts/train_fusion.py)")
+        self.features = fusion_features(params)
+        self.model = LinearModel.load(self.path, self.features)
+        self.cnn = CNNDetector(cnn_path, **cnn_kwargs)
+        self.tile = self.cnn.tile
+        self.calibration = self.model.calibration
+        self._thr = FPRThresholds(self.model.raw_thresholds, self.calibration)
+
+    @property
+    def thresholds(self) -> dict[float, float]:
+        """{FPR: calibrated score threshold} measured on validation cover tiles."""
+        return self._thr.thresholds
+
+    def threshold_at_fpr(self, fpr: float) -> float:
+        """Score threshold for a false-positive rate (see :class:`~.linear.FPRThresholds`)."""
+        return self._thr.threshold_at_fpr(fpr)
+
+    def member_logits(self, tiles: np.ndarray) -> np.ndarray:
+        """(n, members) logits of a stack of same-shaped gray tiles: the CNN's first."""
+        tiles = np.asarray(tiles)
+        return np.stack([self.cnn.tile_logits(tiles), *linear_logits(self.linear, tiles)],
+                        axis=1)
+
+    def tile_scores(self, tiles: np.ndarray) -> np.ndarray:
+        """Fused scores of a stack of same-shaped gray tiles (``nan`` where a member cannot
+        judge a tile)."""
+        return self.model.logits(self.member_logits(tiles))
+
+    def plane_map(self, plane: np.ndarray) -> np.ndarray:
+        """Fused score of every tile of one 2-D plane, shape ``(rows, cols)``."""
+        from .cnn.tiling import tile_boxes
+
+        h, w = plane.shape
+        boxes, grid = tile_boxes(h, w, self.tile)
+        out = np.full(len(boxes), np.nan)
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, (y0, y1, x0, x1) in enumerate(boxes):
+            if y1 - y0 >= self.cnn.min_side and x1 - x0 >= self.cnn.min_side:
+                groups.setdefault((y1 - y0, x1 - x0), []).append(i)
+        for idx in groups.values():
+            stack = np.stack([plane[boxes[i][0]:boxes[i][1], boxes[i][2]:boxes[i][3]]
+                              for i in idx])
+            out[idx] = self.tile_scores(stack)
+        return out.reshape(grid)
+
+    def detect(self, image: np.ndarray) -> DetectionResult:
+        """Scan ``image`` (uint8 H×W or H×W×C) tile by tile."""
+        from .cnn.calibration import aggregate_max
+
+        planes = split_channels(image)
+        maps = np.stack([self.plane_map(p) for p in planes])
+        finite = np.isfinite(maps)
+        if not finite.any():
+            return DetectionResult(score=0.5, payload_bpp=None, raw=float("nan"))
+        raw = aggregate_max(maps[finite], self.calibration.a)
+        tile_map = np.where(finite.any(axis=0),
+                            np.nanmax(np.where(finite, maps, -np.inf), axis=0), np.nan)
+        chans = [float(np.nanmax(m)) if np.isfinite(m).any() else math.nan for m in maps]
+        return DetectionResult(score=self.calibration(raw), payload_bpp=None, raw=raw,
+                               tile_map=tile_map, channels=chans if len(planes) > 1 else None)
+
+
+def fused_detector(name: str) -> Any:
+    """A registry factory: :class:`FusedDetector` on ``FUSED_MODELS[name]`` (``model=``
+    picks another file), reporting itself as ``name``."""
+
+    def factory(**kwargs: Any) -> FusedDetector:
+        det = FusedDetector(kwargs.pop("model", FUSED_MODELS[name]), **kwargs)
+        det.name = name
+        return det
+
+    factory.__name__ = factory.__qualname__ = f"{name.replace('-', '_')}_detector"
+    factory.__doc__ = f"FusedDetector on the shipped {FUSED_MODELS[name]!r}, named {name!r}."
+    return factory
+
+
+def shipped_fusions() -> list[str]:
+    """Names of the shipped fusion models."""
+    return sorted(p.stem for p in LINEAR_DIR.glob("fused-*.safetensors"))

@@ -1,0 +1,149 @@
+"""Tile-level fusion of the CNN with linear detectors (the ``fused`` detector)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from stegshield.analysis import get_detector
+from stegshield.analysis.cnn.calibration import aggregate_max
+from stegshield.analysis.cnn.tiling import tile_boxes
+from stegshield.analysis.features.spam import SPAMDetector
+from stegshield.analysis.fusion import (
+    FUSED_MODELS,
+    FusedDetector,
+    fusion_features,
+    linear_logits,
+    read_fusion_params,
+)
+from stegshield.analysis.linear import LINEAR_DIR, LinearModel
+from stegshield.analysis.metrics import roc_auc
+from stegshield.analysis.synthetic import lsb_match, synthetic_cover
+from stegshield.scan.suite import SuiteError, build_suite
+from test_spam import _sample_tiles
+
+FUSED = LINEAR_DIR / f"{FUSED_MODELS['fused']}.safetensors"
+
+
+@pytest.fixture(scope="module")
+def fused() -> FusedDetector:
+    return get_detector("fused")  # type: ignore[return-value]
+
+
+def test_image_score_is_the_weighted_sum_of_member_logits_per_tile(
+        fused: FusedDetector) -> None:
+    """Recomputed by hand from the members: each tile's standardised logits times the
+    weights, then the largest tile shifted by ln(n)/a."""
+    x = synthetic_cover(np.random.default_rng(5), (600, 520))  # 2×2 tiles, ragged edges
+    res = fused.detect(x)
+    boxes, grid = tile_boxes(*x.shape, fused.tile)
+    cnn_logits = fused.cnn.plane_map(x).ravel()
+    m = fused.model
+    expect = []
+    for (y0, y1, x0, x1), c in zip(boxes, cnn_logits, strict=True):
+        row = [c, *(d.logit_of_plane(x[y0:y1, x0:x1]) for d in fused.linear)]
+        expect.append(float(((np.array(row) - m.mean) / m.scale) @ m.coef + m.intercept))
+    np.testing.assert_allclose(res.tile_map.ravel(), expect, rtol=1e-9, atol=1e-9)
+    assert res.tile_map.shape == grid
+    assert res.raw == pytest.approx(aggregate_max(np.array(expect), fused.calibration.a))
+    assert res.score == pytest.approx(fused.calibration(res.raw))
+    assert len(fused.linear) >= 1 and m.coef[0] == 1.0  # the CNN's weight is the unit
+
+
+def test_colour_takes_the_worst_plane_and_tiny_images_get_no_judgement(
+        fused: FusedDetector) -> None:
+    rgb = synthetic_cover(np.random.default_rng(6), (300, 300), channels=3)
+    res = fused.detect(rgb)
+    assert res.channels is not None and len(res.channels) == 3
+    assert np.nanmax(res.tile_map) == pytest.approx(max(res.channels))
+    tiny = fused.detect(np.full((8, 8), 100, np.uint8))
+    assert math.isnan(tiny.raw)
+
+
+def test_members_sharing_a_feature_set_extract_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = SPAMDetector(), SPAMDetector()
+    calls = []
+    feats = a.features
+
+    class Counting:
+        def __getattr__(self, k: str) -> object:
+            return getattr(feats, k)
+
+        def extract(self, x: np.ndarray) -> np.ndarray:
+            calls.append(1)
+            return feats.extract(x)
+
+    counting = Counting()
+    monkeypatch.setattr(a, "features", counting, raising=False)
+    monkeypatch.setattr(b, "features", counting, raising=False)
+    tiles = np.stack([synthetic_cover(np.random.default_rng(i), (64, 64)) for i in range(3)])
+    la, lb = linear_logits([a, b], tiles)
+    assert len(calls) == 3
+    np.testing.assert_allclose(la, [SPAMDetector().logit_of_plane(t) for t in tiles])
+    np.testing.assert_array_equal(la, lb)
+
+
+def test_refuses_a_fusion_fitted_on_other_member_weights(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    params = read_fusion_params(FUSED)
+    model = LinearModel.load(FUSED, fusion_features(params))
+    stale = json.loads(json.dumps(params))
+    stale["digests"][params["cnn"]] = "0" * 16  # as if the CNN had been retrained since
+    bad = tmp_path / "stale.safetensors"
+    model.save(bad, fusion_features(stale))
+    with pytest.raises(ValueError, match=f"fitted on other weights of {params['cnn']}"):
+        FusedDetector(bad)
+    monkeypatch.setitem(FUSED_MODELS, "fused", str(bad))  # scan: a one-line reason
+    with pytest.raises(SuiteError, match=r"fused detector could not be loaded.*refit") as exc:
+        build_suite("fused")
+    assert "\n" not in str(exc.value)
+    not_fusion = LINEAR_DIR / "spam-lsbm.safetensors"
+    with pytest.raises(ValueError, match="not a fusion model"):
+        FusedDetector(not_fusion)
+
+
+def test_thresholds_fall_as_the_false_positive_rate_rises(fused: FusedDetector) -> None:
+    t = [fused.threshold_at_fpr(f) for f in (0.001, 0.01, 0.05, 0.2)]
+    assert all(a > b for a, b in itertools.pairwise(t))
+    assert set(fused.thresholds) >= {0.01, 0.05}
+
+
+def test_detects_lsb_matching_on_sample_photos(fused: FusedDetector) -> None:
+    """Tiles of the bundled photographs (never in the training corpus), LSB matching at
+    0.4 bpp, one tile per image."""
+    tiles = _sample_tiles()
+    rng = np.random.default_rng(3)
+    c = np.array([fused.detect(x).raw for x in tiles])
+    s = np.array([fused.detect(lsb_match(x, 0.4, rng)).raw for x in tiles])
+    assert roc_auc(np.r_[np.zeros(len(c)), np.ones(len(s))], np.r_[c, s]) > 0.8
+
+
+def test_scan_fused_choice_is_its_own_group_and_not_in_all() -> None:
+    suite = build_suite("fused")
+    assert suite.groups == ["fused"]
+    a = suite.analyse(synthetic_cover(np.random.default_rng(4), (300, 280), channels=3))
+    assert 0.0 < a.fprs["fused"] <= 1.0 and a.heatmap is not None
+    assert "fused" not in build_suite("all").groups
+
+
+def test_models_lists_the_fusions_and_their_members() -> None:
+    from click.testing import CliRunner
+
+    from stegshield.cli import main as cli
+
+    res = CliRunner().invoke(cli, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    fused = rows[FUSED_MODELS["fused"]]
+    assert fused["detector"] == "fused" and fused["arch"] == "fusion-linear"
+    assert 0.5 < fused["metrics"]["256"]["lsbm@0.4"] <= 1.0
+    assert Path(fused["path"]).with_suffix(".md").exists()
+    for _, member in read_fusion_params(FUSED)["linear"]:
+        assert rows[member]["detector"] is not None  # its own detector, or "fused (member)"
