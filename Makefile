@@ -49,6 +49,7 @@ train-linear: $(STAMP)
 	$(PY) scripts/train_linear.py --detector srm --ship
 	$(PY) scripts/train_linear.py --detector srm-lsbm --ship
 	$(PY) scripts/train_fusion.py --name fused-light-gray --cnn light-gray --linear spam --linear srm:srm-lsbm --ship
+	$(PY) scripts/train_fusion.py --name fused-light-thorough --cnn light-thorough --linear srm --linear srm:srm-lsbm --linear spam --ship
 
 # ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
 # the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping

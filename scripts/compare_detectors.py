@@ -89,7 +89,8 @@ def main() -> None:
     linear_fprs: dict[str, tuple[np.ndarray, dict]] = {}
     for name, label in (("structural", "structural (learned WS/SPA features)"),
                         ("spam", "spam (SPAM features + logistic regression)"),
-                        ("srm", "srm (SRM-lite + logistic regression)")):
+                        ("srm", "srm (SRM-lite + logistic regression)"),
+                        ("srm-lsbm", "srm-lsbm (SRM-lite + logistic regression, vs LSBM)")):
         lin = build_suite(name)
 
         def run(tiles: np.ndarray, lin: object = lin, name: str = name
@@ -155,7 +156,7 @@ def main() -> None:
     # on one tile the image statistic is the tile's fused score
     from stegshield.analysis import get_detector
 
-    for name in ("fused",):
+    for name in ("fused", "fused-thorough"):
         try:
             fz = get_detector(name)
         except (OSError, ValueError) as exc:
@@ -204,8 +205,8 @@ becomes an estimated FPR on clean images, the image score is that of min(1, 2·m
 CNNs (best of three passes), one `analyse` per tile for the classical group and for the
 learned linear detectors `structural`, `spam` and `srm` (`scan --detector NAME`: their
 log-odds rank the tiles; in fusions, their estimated FPR from the validation thresholds);
-`fused` (`scan --detector fused`: the fast CNN and a linear detector summed tile by tile,
-`analysis/fusion.py`) scores batches of tiles like the CNNs.
+`fused` / `fused-thorough` (`scan --detector NAME`: a CNN and linear detectors summed tile by
+tile, `analysis/fusion.py`) score batches of tiles like the CNNs.
 
 {head}
 {chr(10).join(rows)}

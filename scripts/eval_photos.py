@@ -1,14 +1,15 @@
 """Detection rates on whole photographs at the scanner's own thresholds, group against group.
 
-    python scripts/eval_photos.py --split test [--groups classical structural]
+    python scripts/eval_photos.py --split test [--groups classical structural] [--embed lsbm]
 
 For every kept source photograph of the split (decoded as a scan decodes it, colour kept), LSB
-replacement is embedded at each rate over the whole image (random positions, seeded per photo),
+replacement (or matching, ``--embed lsbm``) is embedded at each rate over the whole image
+(random positions, seeded per photo),
 and each group's estimated FPR (``scan``'s calibration) is computed alone, as
 ``scan --detector GROUP`` would.  Prints, per target FPR, the share of photos at or below it
 (per file / per photograph): rate 0 is the measured false-positive rate.  Used for the
-"Why `structural` is not in `auto`" measurement in docs/SCAN.md; the test split is for reports
-only, never for choosing anything.
+"Why `structural` is not in `auto`" measurement and the whole-photo numbers of `fused` in
+docs/SCAN.md; the test split is for reports only, never for choosing anything.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from stegshield.analysis.synthetic import lsb_replace  # noqa: E402
+from stegshield.analysis.synthetic import lsb_match, lsb_replace  # noqa: E402
 from stegshield.imaging import ImageError  # noqa: E402
 from stegshield.scan.calibrate import corpus_images  # noqa: E402
 from stegshield.scan.loader import load_for_scan  # noqa: E402
@@ -38,10 +39,15 @@ def main() -> None:
     ap.add_argument("--groups", nargs="+", default=["classical", "structural"])
     ap.add_argument("--rates", type=float, nargs="+", default=[0.0, 0.02, 0.05, 0.1])
     ap.add_argument("--fprs", type=float, nargs="+", default=[0.01, 0.05])
+    ap.add_argument("--embed", choices=("lsbr", "lsbm"), default="lsbr")
+    ap.add_argument("--limit", type=int, default=None, help="At most this many files.")
     args = ap.parse_args()
+    embed = lsb_replace if args.embed == "lsbr" else lsb_match
     suites = {g: build_suite(g) for g in args.groups}
     rows: list[tuple[str, dict[tuple[str, float], float]]] = []
     for i, (path, group) in enumerate(corpus_images(args.corpus, (args.split,), photos=True)):
+        if args.limit is not None and len(rows) >= args.limit:
+            break
         try:
             img = load_for_scan(Path(path).read_bytes(), 200_000_000)
         except (OSError, ImageError):
@@ -50,14 +56,14 @@ def main() -> None:
             continue
         rec = {}
         for r in args.rates:
-            x = img.pixels if r == 0 else lsb_replace(img.pixels, r,
-                                                      np.random.default_rng([i, round(r * 1000)]))
+            x = img.pixels if r == 0 else embed(img.pixels, r,
+                                                np.random.default_rng([i, round(r * 1000)]))
             for g, s in suites.items():
                 rec[g, r] = s.analyse(x).fprs[g]
         rows.append((group, rec))
     per = Counter(g for g, _ in rows)
     w = np.array([1.0 / per[g] for g, _ in rows])
-    print(f"{args.split}: {len(rows)} files, {len(per)} photographs")
+    print(f"{args.split}: {len(rows)} files, {len(per)} photographs, {args.embed}")
     for f in args.fprs:
         cells = []
         for g in args.groups:

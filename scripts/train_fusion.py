@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from stegshield.analysis.base import Calibration  # noqa: E402
+from stegshield.analysis.cnn.calibration import fit_calibration  # noqa: E402
 from stegshield.analysis.fusion import (  # noqa: E402
     FusedDetector,
     fusion_features,
@@ -110,7 +110,12 @@ def main() -> None:
     names = [f"cnn {args.cnn}", *(f"{d} ({m})" for d, m in pairs)]
     digests = {args.cnn: member_digest(resolve_model(args.cnn)),
                **{m: member_digest(lin.path) for (_, m), lin in zip(pairs, linear, strict=True)}}
-    ids = [f"{m}-{digests[m]}" for m in [args.cnn, *(m for _, m in pairs)]]
+    import hashlib  # the cache key names the corpus and the pair caches too
+
+    where = hashlib.sha256(json.dumps([str(corpus.resolve()), str(Path(args.cache).resolve()),
+                                       str(Path(args.val_cache).resolve())]).encode())
+    ids = [f"{m}-{digests[m]}-{where.hexdigest()[:8]}"
+           for m in [args.cnn, *(m for _, m in pairs)]]
     members = Members(cnn, linear, ids, out / "logit-cache")
 
     # validation: member logits on covers and every grid row, 128² and 256²
@@ -121,6 +126,8 @@ def main() -> None:
         val[tile] = {k: members.logits(f"val{tile}-s18-{k}", vp[k])
                      for k in tqdm(["covers", *vkeys], desc=f"val {tile} logits", leave=False)}
     vc = np.concatenate([val[t]["covers"] for t in val])
+    if not all(np.isfinite(v).all() for t in val for v in val[t].values()):
+        sys.exit("a member gave no score to some validation tile (nan); check its model")
     mean, scale = vc.mean(axis=0), vc.std(axis=0)
 
     def fused(L: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -148,7 +155,7 @@ def main() -> None:
     fs = np.concatenate([np.choose(np.arange(len(val[t]["covers"])) % len(vkeys),
                                    [fused(val[t][k], w) for k in vkeys]) for t in val])
     model = LinearModel(mean=mean[keep], scale=scale[keep], coef=w[keep], intercept=0.0)
-    model.calibration = Calibration.fit(np.r_[fc, fs], np.r_[np.zeros(n), np.ones(n)])
+    model.calibration = fit_calibration(np.r_[fc, fs], np.r_[np.zeros(n), np.ones(n)])
     model.raw_thresholds = {f: float(np.quantile(fc, 1.0 - f)) for f in THRESHOLD_FPRS}
 
     # test: every member and the fusion, same pairs, same run

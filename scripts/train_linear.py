@@ -116,11 +116,11 @@ JOBS = {
         SRMDetector, SRM_FEATURES, "srm-lsbm", "lsbm", (0.1, 0.2, 0.4),
         "## SRM-lite detector of LSB matching",
         "Ridge logistic regression over the same 2,626 SRM-lite features, trained against LSB "
-        "matching (a member of the fused detectors, `analysis/fusion.py`)",
+        "matching (`--detector srm-lsbm`, and a member of `fused`, `analysis/fusion.py`)",
         "lsbm@0.4",
         ("lsbm@0.4", "lsbm@0.2", "lsbm@0.1", "lsbr@0.1", "hill@0.4", "suniward@0.4",
          "wow@0.4", "hide@0.2"),
-        l2_grid=(1e-6, 1e-5, 1e-4, 1e-3), train_copies=2),
+        scan="srm-lsbm", l2_grid=(1e-6, 1e-5, 1e-4, 1e-3), train_copies=2),
 }
 
 

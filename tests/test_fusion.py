@@ -1,4 +1,4 @@
-"""Tile-level fusion of the CNN with linear detectors (the ``fused`` detector)."""
+"""Tile-level fusion of the CNN with linear detectors (``fused``, ``fused-thorough``)."""
 
 from __future__ import annotations
 
@@ -52,7 +52,8 @@ def test_image_score_is_the_weighted_sum_of_member_logits_per_tile(
         expect.append(float(((np.array(row) - m.mean) / m.scale) @ m.coef + m.intercept))
     np.testing.assert_allclose(res.tile_map.ravel(), expect, rtol=1e-9, atol=1e-9)
     assert res.tile_map.shape == grid
-    assert res.raw == pytest.approx(aggregate_max(np.array(expect), fused.calibration.a))
+    assert res.raw == pytest.approx(aggregate_max(np.array(expect), fused.tail_slope))
+    assert fused.tail_slope > fused.calibration.a  # the covers' tail, not the Platt slope
     assert res.score == pytest.approx(fused.calibration(res.raw))
     assert len(fused.linear) >= 1 and m.coef[0] == 1.0  # the CNN's weight is the unit
 
@@ -62,9 +63,12 @@ def test_colour_takes_the_worst_plane_and_tiny_images_get_no_judgement(
     rgb = synthetic_cover(np.random.default_rng(6), (300, 300), channels=3)
     res = fused.detect(rgb)
     assert res.channels is not None and len(res.channels) == 3
-    assert np.nanmax(res.tile_map) == pytest.approx(max(res.channels))
-    tiny = fused.detect(np.full((8, 8), 100, np.uint8))
-    assert math.isnan(tiny.raw)
+    planes = np.stack([fused.plane_map(np.ascontiguousarray(rgb[..., c])) for c in range(3)])
+    assert res.raw == pytest.approx(aggregate_max(planes.ravel(), fused.tail_slope))  # n = 3 × 1
+    np.testing.assert_allclose(res.tile_map, planes.max(axis=0))
+    for shape in ((8, 8), (127, 400), (400, 100)):  # under the calibrated tile sizes
+        assert math.isnan(fused.detect(synthetic_cover(np.random.default_rng(7), shape)).raw)
+    assert math.isfinite(fused.detect(synthetic_cover(np.random.default_rng(7), (128, 128))).raw)
 
 
 def test_members_sharing_a_feature_set_extract_once(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,6 +104,12 @@ def test_refuses_a_fusion_fitted_on_other_member_weights(
     model.save(bad, fusion_features(stale))
     with pytest.raises(ValueError, match=f"fitted on other weights of {params['cnn']}"):
         FusedDetector(bad)
+    member = params["linear"][0][1]
+    stale2 = json.loads(json.dumps(params))
+    stale2["digests"][member] = "f" * 16  # a retrained linear member
+    model.save(tmp_path / "stale2.safetensors", fusion_features(stale2))
+    with pytest.raises(ValueError, match=f"fitted on other weights of {member}"):
+        FusedDetector(tmp_path / "stale2.safetensors")
     monkeypatch.setitem(FUSED_MODELS, "fused", str(bad))  # scan: a one-line reason
     with pytest.raises(SuiteError, match=r"fused detector could not be loaded.*refit") as exc:
         build_suite("fused")
@@ -130,7 +140,8 @@ def test_scan_fused_choice_is_its_own_group_and_not_in_all() -> None:
     assert suite.groups == ["fused"]
     a = suite.analyse(synthetic_cover(np.random.default_rng(4), (300, 280), channels=3))
     assert 0.0 < a.fprs["fused"] <= 1.0 and a.heatmap is not None
-    assert "fused" not in build_suite("all").groups
+    assert not {"fused", "fused-thorough"} & set(build_suite("all").groups)
+    assert build_suite("fused-thorough").groups == ["fused-thorough"]
 
 
 def test_models_lists_the_fusions_and_their_members() -> None:
@@ -147,3 +158,22 @@ def test_models_lists_the_fusions_and_their_members() -> None:
     assert Path(fused["path"]).with_suffix(".md").exists()
     for _, member in read_fusion_params(FUSED)["linear"]:
         assert rows[member]["detector"] is not None  # its own detector, or "fused (member)"
+
+
+@pytest.mark.parametrize("detector", ["fused", "cnn"])
+def test_a_spread_payload_stays_caught_as_the_image_grows(detector: str) -> None:
+    """The size correction (largest tile minus ln(n)/a) uses the covers' tail slope: with the
+    Platt slope (flattened by the near-chance rows it is fitted on) an LSB-matching photo
+    mirrored to 16 times its area fell below the 1 % threshold."""
+    from PIL import Image
+
+    def grow(a: np.ndarray, k: int) -> np.ndarray:  # mirrored copies: no new evidence
+        row = np.hstack([a if j % 2 == 0 else a[:, ::-1] for j in range(k)])
+        return np.vstack([row if i % 2 == 0 else row[::-1] for i in range(k)])
+
+    suite = build_suite(detector)
+    for name in ("coldripple_gray", "grey_gray"):
+        x = np.array(Image.open(Path(__file__).parent.parent / "samples" / f"{name}.png"))
+        s = lsb_match(x, 0.4, np.random.default_rng(1))
+        assert suite.analyse(grow(s, 4)).fprs[detector] < 0.01, name
+        assert suite.analyse(grow(x, 4)).fprs[detector] > 0.05, name

@@ -56,7 +56,8 @@ def test_strips_and_negation_give_the_same_features(height: int,
     np.testing.assert_array_equal(srm_counts_numpy(x), ref)
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (9, 300), (257, 256), (64, 13)])
+@pytest.mark.parametrize("shape", [(8, 8), (9, 300), (257, 256), (64, 13), (8, 300), (300, 8),
+                                   (600, 40)])  # (600, 40): several numpy strips
 def test_c_kernel_counts_equal_the_numpy_reference(shape: tuple[int, int]) -> None:
     """Smooth, noisy and saturated content (every residual clipped, ties of q = 2 and 4)."""
     rng = np.random.default_rng(sum(shape))
@@ -67,6 +68,9 @@ def test_c_kernel_counts_equal_the_numpy_reference(shape: tuple[int, int]) -> No
         np.testing.assert_array_equal(srm_counts(x), srm_counts_numpy(x))
     strided = noisy[:, ::-1]  # not C-contiguous
     np.testing.assert_array_equal(srm_counts(strided), srm_counts_numpy(strided))
+    for bad in (noisy.astype(np.int32), noisy[:7], noisy[None]):  # never cast or misread
+        with pytest.raises(ValueError, match="2-D uint8 plane of at least 8"):
+            srm_counts(bad)
 
 
 def test_symmetry_classes() -> None:
@@ -144,3 +148,19 @@ def test_scan_srm_choice() -> None:
     assert suite.groups == ["srm"] and not suite.notes
     a = suite.analyse(synthetic_cover(np.random.default_rng(4), (64, 64)))
     assert 0.0 < a.fprs["srm"] <= 1.0
+
+
+def test_scan_srm_lsbm_choice_detects_lsb_matching() -> None:
+    """``--detector srm-lsbm``: its own group (also in ``all``); on tiles of the bundled
+    photographs (never in the training corpus) it separates LSB matching at 0.4 bpp."""
+    from stegshield.analysis.synthetic import lsb_match
+    from test_spam import _sample_tiles
+
+    suite = build_suite("srm-lsbm")
+    assert suite.groups == ["srm-lsbm"] and "srm-lsbm" in build_suite("all").groups
+    det = get_detector("srm-lsbm")
+    tiles = _sample_tiles()
+    rng = np.random.default_rng(3)
+    c = np.array([det.detect(x).raw for x in tiles])
+    s = np.array([det.detect(lsb_match(x, 0.4, rng)).raw for x in tiles])
+    assert roc_auc(np.r_[np.zeros(len(c)), np.ones(len(s))], np.r_[c, s]) > 0.85

@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
 from .cnn import cnn_detector, thorough_detector
-from .features import SPAMDetector, SRMDetector
+from .features import SPAMDetector, SRMDetector, SRMLSBMDetector
 from .fusion import fused_detector
 from .pretrained import pretrained_detector
 from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
@@ -37,10 +37,12 @@ _REGISTRY: dict[str, Callable[..., Detector]] = {
     "structural": StructuralLRDetector,  # learned combination of structural features (LSBR)
     "spam": SPAMDetector,  # SPAM features + logistic regression (LSB matching)
     "srm": SRMDetector,  # small rich model + logistic regression (adaptive embedding)
+    "srm-lsbm": SRMLSBMDetector,  # the same features against LSB matching
     "cnn": cnn_detector,  # imports torch only when instantiated
     "cnn-thorough": thorough_detector,  # the slower, more accurate CNN (scan --thorough)
     "pretrained": pretrained_detector,  # ImageNet EfficientNet-Lite0, same tiled inference
     "fused": fused_detector("fused"),  # cnn + linear detectors summed per tile (torch)
+    "fused-thorough": fused_detector("fused-thorough"),  # cnn-thorough + linear detectors
 }
 
 

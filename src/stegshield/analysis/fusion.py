@@ -1,4 +1,4 @@
-"""Tile-level fusion of a CNN with linear feature detectors (the ``fused`` detector).
+"""Tile-level fusion of a CNN with linear feature detectors (``fused``, ``fused-thorough``).
 
 Every tile of the CNN's overlap-free tiling is scored by each member: the CNN's logit and the
 logit of each linear detector (``spam``, ``srm``, ...) computed on the same pixels.  The tile's
@@ -7,7 +7,8 @@ tiles (the sum rule of Kittler, Hatef, Duin & Matas, "On combining classifiers",
 1998).  The weights are chosen on validation pairs of every algorithm of the test grid
 (``scripts/train_fusion.py``); the fused tile scores get their own Platt calibration and
 per-FPR thresholds from validation cover tiles, and the image's statistic is the largest tile
-score shifted by ``-ln(n) / a`` (:func:`.cnn.calibration.aggregate_max`), as the CNN's.
+score shifted by ``-ln(n) / a`` with ``a`` the covers' tail slope
+(:func:`.cnn.calibration.aggregate_max`, :func:`.cnn.calibration.tail_slope`), as the CNN's.
 
 The fusion is stored as a :class:`~.linear.LinearModel` over the members' logits (feature set
 ``fusion``: ``mean``/``scale`` = the validation covers' mean and spread, ``coef`` = weights) in
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .base import DetectionResult, split_channels
+from .cnn.calibration import aggregate_max, tail_slope
 from .linear import (
     LINEAR_DIR,
     FeatureSet,
@@ -37,22 +39,27 @@ from .linear import (
     _resolve,
 )
 
-__all__ = ["FUSED_MODELS", "FusedDetector", "fused_detector", "fusion_features",
+__all__ = ["FUSED_MODELS", "MIN_TILE_SIDE", "FusedDetector", "fused_detector", "fusion_features",
            "linear_logits", "linear_member", "member_digest", "read_fusion_params",
            "shipped_fusions"]
 
 FEATURE_VERSION = 1
+#: Smallest tile side judged: the weights, calibration and thresholds come from 128² and 256²
+#: tiles, and smaller tiles false-alarm more (7 % of 32² validation crops above the 1 %
+#: threshold); images under 128 px on a side get no judgement from ``fused``.
+MIN_TILE_SIDE = 128
 #: Registry name -> the shipped fusion model it loads.
-FUSED_MODELS = {"fused": "fused-light-gray"}
+FUSED_MODELS = {"fused": "fused-light-gray", "fused-thorough": "fused-light-thorough"}
 
 
 def linear_member(name: str, model: str | None = None) -> LinearDetector:
     """The linear detector ``name`` (``structural``, ``spam`` or ``srm``) on ``model``."""
-    from .features import SPAMDetector, SRMDetector
+    from .features import SPAMDetector, SRMDetector, SRMLSBMDetector
     from .structural.learned import StructuralLRDetector
 
     classes: dict[str, type[LinearDetector]] = {
-        "structural": StructuralLRDetector, "spam": SPAMDetector, "srm": SRMDetector}
+        "structural": StructuralLRDetector, "spam": SPAMDetector, "srm": SRMDetector,
+        "srm-lsbm": SRMLSBMDetector}
     if name not in classes:
         raise ValueError(f"unknown linear detector {name!r}; choose from {', '.join(classes)}")
     return classes[name](model)
@@ -107,7 +114,9 @@ def read_fusion_params(path: str | Path) -> dict[str, Any]:
             meta = json.loads((fh.metadata() or {}).get("stegshield", "{}"))
     except Exception as exc:
         raise ValueError(f"{path}: cannot read a fusion model ({type(exc).__name__})") from exc
-    params = meta.get("feature_params") if isinstance(meta, dict) else None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a fusion model")
+    params = meta.get("feature_params")
     if meta.get("kind") != "fusion-linear" or not isinstance(params, dict) or \
             not isinstance(params.get("cnn"), str) or not isinstance(params.get("linear"), list):
         raise ValueError(f"{path}: not a fusion model")
@@ -142,6 +151,8 @@ class FusedDetector:
         self.tile = self.cnn.tile
         self.calibration = self.model.calibration
         self._thr = FPRThresholds(self.model.raw_thresholds, self.calibration)
+        #: The covers' tail slope, for the image statistic's size correction.
+        self.tail_slope = tail_slope(self.model.raw_thresholds, self.calibration.a)
 
     @property
     def thresholds(self) -> dict[float, float]:
@@ -172,7 +183,7 @@ class FusedDetector:
         out = np.full(len(boxes), np.nan)
         groups: dict[tuple[int, int], list[int]] = {}
         for i, (y0, y1, x0, x1) in enumerate(boxes):
-            if y1 - y0 >= self.cnn.min_side and x1 - x0 >= self.cnn.min_side:
+            if min(y1 - y0, x1 - x0) >= max(self.cnn.min_side, MIN_TILE_SIDE):
                 groups.setdefault((y1 - y0, x1 - x0), []).append(i)
         for idx in groups.values():
             stack = np.stack([plane[boxes[i][0]:boxes[i][1], boxes[i][2]:boxes[i][3]]
@@ -182,14 +193,12 @@ class FusedDetector:
 
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Scan ``image`` (uint8 H×W or H×W×C) tile by tile."""
-        from .cnn.calibration import aggregate_max
-
         planes = split_channels(image)
         maps = np.stack([self.plane_map(p) for p in planes])
         finite = np.isfinite(maps)
         if not finite.any():
             return DetectionResult(score=0.5, payload_bpp=None, raw=float("nan"))
-        raw = aggregate_max(maps[finite], self.calibration.a)
+        raw = aggregate_max(maps[finite], self.tail_slope)
         tile_map = np.where(finite.any(axis=0),
                             np.nanmax(np.where(finite, maps, -np.inf), axis=0), np.nan)
         chans = [float(np.nanmax(m)) if np.isfinite(m).any() else math.nan for m in maps]

@@ -47,17 +47,20 @@ _detector = click.option(
     "--detector", type=click.Choice(DETECTOR_CHOICES), default="auto", show_default=True,
     help="auto = the fast default (today the classical WS/SPA group; a learned detector joins "
     "once it earns its place, see docs/SCAN.md); cnn = purpose-built CNN; cnn-thorough = its "
-    "slower, more accurate full-resolution sibling; fused = cnn and a small rich model summed "
-    "tile by tile (the best on LSB matching, about 2.5x the time of cnn); "
+    "slower, more accurate full-resolution sibling; fused = cnn and srm-lsbm summed tile by "
+    "tile (LSB matching; about 2.5x the time of cnn), fused-thorough = cnn-thorough and rich "
+    "models likewise; "
     "pretrained = ImageNet EfficientNet-Lite0; "
     "classical; structural = learned combination of structural features (LSB replacement "
     "only; ~3x the classical time); spam = SPAM features + logistic regression (LSB matching, "
     "no torch); srm = small rich model + logistic regression (content-adaptive embedding, no "
-    "torch); all = every registered detector but fused (its members run on their own), "
+    "torch); srm-lsbm = the same features trained against LSB matching (no torch); all = "
+    "every registered detector but the fused ones (their members run on their own), "
     "learned and classical groups fused.")
 _thorough = click.option(
     "--thorough", is_flag=True,
-    help="Use the thorough CNN (same as --detector cnn-thorough; about 5x slower than cnn).")
+    help="Use the thorough CNN (same as --detector cnn-thorough, or fused-thorough with "
+    "--detector fused; about 5x slower than cnn).")
 
 
 def detector_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -66,10 +69,11 @@ def detector_option(f: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(f)
     def wrapper(*args: Any, thorough: bool = False, **kwargs: Any) -> Any:
         if thorough:
-            if kwargs["detector"] not in ("auto", "cnn", "cnn-thorough"):
+            det = kwargs["detector"]
+            if det not in ("auto", "cnn", "cnn-thorough", "fused", "fused-thorough"):
                 fail(f"--thorough selects the thorough CNN; it does not combine with "
-                     f"--detector {kwargs['detector']}")
-            kwargs["detector"] = "cnn-thorough"
+                     f"--detector {det}")
+            kwargs["detector"] = "fused-thorough" if det.startswith("fused") else "cnn-thorough"
         return f(*args, **kwargs)
 
     return _detector(_thorough(wrapper))

@@ -15,17 +15,19 @@
   LSB matching (:mod:`stegshield.analysis.features.spam`); fused the same way.  No torch.
 * ``srm``: a small spatial rich model (Fridrich & Kodovský 2012) + logistic regression, trained
   against content-adaptive embedding (:mod:`stegshield.analysis.features.srm`); same.
+* ``srm-lsbm``: the same features and classifier trained against LSB matching; same.
 * ``cnn`` / ``cnn-thorough`` / ``pretrained``: the learned detector of that name alone
   (statistic: log-odds); ``cnn-thorough`` is the slower full-resolution model
   (``scan --thorough``).
-* ``fused``: the fast CNN and linear detectors summed tile by tile with weights, calibration
-  and thresholds fitted on validation (:mod:`stegshield.analysis.fusion`); statistic: the
-  fused log-odds, like a learned detector.
+* ``fused`` / ``fused-thorough``: the CNN (``cnn`` / ``cnn-thorough``) and linear detectors
+  summed tile by tile with weights, calibration and thresholds fitted on validation
+  (:mod:`stegshield.analysis.fusion`); statistic: the fused log-odds, like a learned detector.
 * ``auto``: ``classical``, plus each learned detector listed in :data:`AUTO_LEARNED` that is
   available. The list is empty for now: the shipped CNN is far from its accuracy goals and
   costs ~10x the classical scan time (``BENCHMARKS.md``: 1.6 MP/s against 12.9), so it runs
   only on request (``--detector cnn`` or ``all``) until a model earns its place.
-* ``all``: every registered detector except ``fused`` (its members run on their own);
+* ``all``: every registered detector except the ``fused`` ones (their members run on their
+  own);
   the linear and the learned ones are fused as groups of their own beside ``classical``; RS and
   chi-square are reported, not fused.
 
@@ -79,9 +81,9 @@ __all__ = [
 CLASSICAL = ("ws", "spa")
 LEARNED = ("cnn", "cnn-thorough", "pretrained")
 #: Fused like a learned detector (its own group, log-odds statistic), but numpy only.
-LINEAR = ("structural", "spam", "srm")
+LINEAR = ("structural", "spam", "srm", "srm-lsbm")
 #: A CNN and linear detectors summed per tile: learned detectors, on request only.
-FUSED = ("fused",)
+FUSED = ("fused", "fused-thorough")
 #: Images above this many pixels are analysed in blocks (bounded memory for any size).
 BLOCK_PIXELS = 4096 * 4096
 #: Block side (a multiple of every detector's tile size, so tile maps stitch exactly).
@@ -134,7 +136,7 @@ class Analysis:
 
 #: The package that registers each learned detector.
 _LEARNED_MODULES = {"cnn": "cnn", "cnn-thorough": "cnn", "pretrained": "pretrained",
-                    "fused": "fusion"}
+                    "fused": "fusion", "fused-thorough": "fusion"}
 
 
 def _learned_module(name: str) -> str:

@@ -149,7 +149,7 @@ def models(as_json: bool) -> None:
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
     from ..analysis.features.spam import DEFAULT_SPAM
-    from ..analysis.features.srm import DEFAULT_SRM
+    from ..analysis.features.srm import DEFAULT_SRM, DEFAULT_SRM_LSBM
     from ..analysis.fusion import FUSED_MODELS, read_fusion_params
     from ..analysis.linear import shipped_linear
     from ..analysis.pretrained import DEFAULT_PRETRAINED
@@ -162,7 +162,8 @@ def models(as_json: bool) -> None:
              "bytes": m.size_bytes, "arch": m.meta.get("arch"), "tile": m.meta.get("tile"),
              "metrics": m.meta.get("test_metrics", {})} for m in infos]
     linear_used_by = {DEFAULT_STRUCTURAL: "structural", DEFAULT_SPAM: "spam",
-                      DEFAULT_SRM: "srm", **{m: d for d, m in FUSED_MODELS.items()}}
+                      DEFAULT_SRM: "srm", DEFAULT_SRM_LSBM: "srm-lsbm",
+                      **{m: d for d, m in FUSED_MODELS.items()}}
     for name, path, meta in shipped_linear():  # members used only inside a fusion
         if meta.get("kind") == "fusion-linear" and name in linear_used_by:
             try:

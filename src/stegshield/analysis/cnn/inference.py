@@ -26,7 +26,7 @@ from torch import nn
 
 from ...runtime import tune_malloc
 from ..base import Calibration, DetectionResult, split_channels
-from .calibration import aggregate_max
+from .calibration import aggregate_max, tail_slope
 from .model import build_model
 from .tiling import tile_boxes
 
@@ -227,6 +227,8 @@ class CNNDetector:
         self.raw_thresholds: dict[str, float] = {
             k: float(v) for k, v in self.meta.get("thresholds", {}).items()}
         self.runner = _Runner(net, bf16=bf16, jit=jit, device=device)
+        #: The covers' tail slope, for the image statistic's size correction.
+        self.tail_slope = tail_slope(self.raw_thresholds, self.calibration.a)
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -279,7 +281,7 @@ class CNNDetector:
         finite = np.isfinite(stacked)
         if not finite.any():
             return DetectionResult(score=0.5, payload_bpp=None, raw=float("nan"))
-        raw = aggregate_max(stacked[finite], self.calibration.a)
+        raw = aggregate_max(stacked[finite], self.tail_slope)
         tile_map = np.where(finite.any(axis=0),
                             np.nanmax(np.where(finite, stacked, -np.inf), axis=0), np.nan)
         chans = [float(np.nanmax(m)) if np.isfinite(m).any() else math.nan for m in maps]
