@@ -249,7 +249,8 @@ def report(info: dict, results: dict, speed: dict[str, float], secs: float) -> s
         f"weights {info['weights']} ({', '.join(info['members'])}) "
         + _dropped(info) + "chosen by the mean AUC over every row of the grid on validation "
         "pairs (128² and 256²; the CNN was early-stopped on the same validation split, which "
-        "can flatter it: the last table compares its validation AUC with the test's); Platt "
+        "can flatter it: the last table gives its validation AUC, to compare with the test "
+        "tables above); Platt "
         "calibration and per-FPR thresholds from the same validation tiles. "
         "Test split (source photos unseen), the cached pairs of `make train`, one stego per "
         "cover; every member and the fusion in the same run.", "",

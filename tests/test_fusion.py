@@ -177,3 +177,43 @@ def test_a_spread_payload_stays_caught_as_the_image_grows(detector: str) -> None
         s = lsb_match(x, 0.4, np.random.default_rng(1))
         assert suite.analyse(grow(s, 4)).fprs[detector] < 0.01, name
         assert suite.analyse(grow(x, 4)).fprs[detector] > 0.05, name
+
+
+def test_scan_calls_images_under_the_fused_tile_size_too_small(tmp_path: Path) -> None:
+    """Not "clean": ``fused`` judges tiles of at least 128 px, so a 100×100 image (or a
+    120-px banner) gets the too-small verdict with the reason; ``cnn`` still judges it."""
+    from PIL import Image
+
+    from stegshield.scan import Scanner, ScanOptions
+
+    rng = np.random.default_rng(8)
+    for shape in ((100, 100), (120, 600)):
+        f = tmp_path / f"x{shape[0]}.png"
+        Image.fromarray(synthetic_cover(rng, shape)).save(f)
+        res = Scanner(ScanOptions(detector="fused")).scan_path(f)
+        assert res.verdict == "too_small" and "128 per side" in " ".join(res.notes)
+        assert Scanner(ScanOptions(detector="cnn")).scan_path(f).verdict != "too_small"
+
+
+def test_models_labels_a_member_no_scan_detector_loads(monkeypatch: pytest.MonkeyPatch,
+                                                        tmp_path: Path) -> None:
+    """A linear model used only inside a fusion is listed as that fusion's member; a fusion
+    file with malformed members is refused as "not a fusion model", never a crash."""
+    from click.testing import CliRunner
+
+    import stegshield.analysis.features.srm as srm_mod
+    from stegshield.cli import main as cli
+
+    member = read_fusion_params(FUSED)["linear"][0][1]
+    monkeypatch.setattr(srm_mod, "DEFAULT_SRM_LSBM", "no-such-model")  # no scan detector
+    res = CliRunner().invoke(cli, ["models", "--json"])
+    assert res.exit_code == 0, res.output
+    rows = {r["name"]: r for r in json.loads(res.output)}
+    assert rows[member]["detector"] == "fused (member)"
+    from stegshield.analysis.linear import FeatureSet
+
+    bad = {**read_fusion_params(FUSED), "linear": [["srm"]]}  # not a (detector, model) pair
+    fs = FeatureSet(name="fusion", version=1, names=("a", "b"), extract=np.asarray, params=bad)
+    LinearModel(np.zeros(2), np.ones(2), np.ones(2), 0.0).save(tmp_path / "bad.safetensors", fs)
+    with pytest.raises(ValueError, match="not a fusion model"):
+        read_fusion_params(tmp_path / "bad.safetensors")

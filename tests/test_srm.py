@@ -43,9 +43,10 @@ def test_shape_normalisation_and_small_planes() -> None:
 
 
 @pytest.mark.parametrize("height", [155, 156, 157])  # last strip of 1, 2 and 3 rows
-def test_strips_and_negation_give_the_same_features(height: int,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    """Strips bound memory without changing counts; the residuals are zero-sum kernels, spam
+def test_negation_keeps_the_features_and_reference_strips_keep_the_counts(
+        height: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The numpy reference's strips bound memory without changing counts (the C kernel is held
+    equal to it below); the residuals are zero-sum kernels, spam
     co-occurrences are merged under sign flip and minmax ones add the flipped maximum to the
     minimum, so 255 - x has exactly the features of x."""
     x = synthetic_cover(np.random.default_rng(1), (height, 91))

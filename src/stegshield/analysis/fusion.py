@@ -118,7 +118,9 @@ def read_fusion_params(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not a fusion model")
     params = meta.get("feature_params")
     if meta.get("kind") != "fusion-linear" or not isinstance(params, dict) or \
-            not isinstance(params.get("cnn"), str) or not isinstance(params.get("linear"), list):
+            not isinstance(params.get("cnn"), str) or not isinstance(params.get("linear"), list) \
+            or not all(isinstance(e, list) and len(e) == 2 and all(isinstance(v, str) for v in e)
+                       for e in params["linear"]):
         raise ValueError(f"{path}: not a fusion model")
     return params
 
@@ -129,6 +131,8 @@ class FusedDetector:
     ``tile_map`` the fused tile scores (max over colour planes)."""
 
     name = "fused"
+    #: Images with a side under this get no judgement (the scanner says "too small").
+    min_judged_side = MIN_TILE_SIDE
 
     def __init__(self, model: str | Path = "fused-light-gray", **cnn_kwargs: Any) -> None:
         from .cnn.inference import CNNDetector, resolve_model

@@ -158,10 +158,13 @@ class Scanner:
         result.width, result.height = img.width, img.height
         result.format, result.reliable = img.format, img.reliable
         result.notes.extend(img.notes)
-        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+        side = max(MIN_SIDE, self.suite.min_side)  # e.g. 128 for the fused detectors
+        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < side:
             result.verdict = "too_small"
             result.notes.append(f"too small to judge ({img.width}x{img.height}; needs at "
-                                f"least {MIN_PIXELS:,} pixels and {MIN_SIDE} per side)")
+                                f"least {MIN_PIXELS:,} pixels and {side} per side"
+                                + (f" for --detector {self.suite.mode})" if side > MIN_SIDE
+                                   else ")"))
             return result
         ana = self.suite.analyse(img.pixels)
         result.score = ana.score

@@ -217,6 +217,12 @@ class Suite:
                 out.append(g)
         return out
 
+    @property
+    def min_side(self) -> int:
+        """Smallest image side every member can judge (``min_judged_side``; 0 if none set)."""
+        return max((int(getattr(m.detector, "min_judged_side", 0) or 0) for m in self.members
+                    if m.group != "info"), default=0)
+
     def analyse(self, pixels: np.ndarray) -> Analysis:
         """Run every member on ``pixels`` (in blocks when large) and fuse the scores."""
         results = self._run(pixels)
