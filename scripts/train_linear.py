@@ -82,6 +82,12 @@ class Job:
     scan: str = ""  # the scan detector that loads it alone ("" = fused detectors only)
     l2_grid: tuple[float, ...] = ()  # ridge strengths tried (default: the classifier's grid)
     train_copies: int = 1  # stego realisations per train cover and rate (other seeds)
+    also: tuple[str, ...] = ()  # more algorithms trained against, at the same rates
+
+    @property
+    def algorithms(self) -> str:
+        """The training algorithms, for reports."""
+        return " / ".join((self.algorithm, *self.also))
 
 
 JOBS = {
@@ -103,7 +109,7 @@ JOBS = {
         ("lsbm@0.4", "lsbm@0.2", "lsbm@0.1", "lsbr@0.1", "hill@0.4", "suniward@0.4",
          "wow@0.4", "hide@0.2"), scan="spam"),
     "srm": Job(
-        SRMDetector, SRM_FEATURES, "srm-hill", "hill", (0.4, 0.2),
+        SRMDetector, SRM_FEATURES, "srm-adaptive", "hill", (0.4, 0.2),
         "## SRM-lite detector",
         "Ridge logistic regression over 2,626 features of a ten-submodel subset of "
         "the spatial rich model (4th-order co-occurrences of quantised residuals, spam and "
@@ -111,7 +117,7 @@ JOBS = {
         "hill@0.4",
         ("hill@0.4", "hill@0.2", "suniward@0.4", "suniward@0.2", "wow@0.4", "wow@0.2",
          "hide@0.2", "lsbm@0.4", "lsbm@0.1", "lsbr@0.1"),
-        scan="srm", l2_grid=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1)),
+        scan="srm", l2_grid=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), also=("suniward", "wow")),
     "srm-lsbm": Job(
         SRMDetector, SRM_FEATURES, "srm-lsbm", "lsbm", (0.1, 0.2, 0.4),
         "## SRM-lite detector of LSB matching",
@@ -269,6 +275,11 @@ def main() -> None:
         train.update({f"{k}#{c}": v for k, v in more.items() if k != "cover"})
     print(f"{args.detector}: features of the validation split", flush=True)
     val = split_features(job, corpus, "val", args.seed + 1, out / "feat-cache")
+    for alg in job.also:  # more algorithms, same covers and rates
+        other = dataclasses.replace(job, algorithm=alg, also=())
+        for split, seed, feats in (("train", args.seed, train), ("val", args.seed + 1, val)):
+            more = split_features(other, corpus, split, seed, out / "feat-cache")
+            feats.update({k: v for k, v in more.items() if k != "cover"})
     model, l2, val_scores = fit(job, train, val)
     det_path = out / f"{job.name}.safetensors"
     model.save(det_path, job.features, {"name": job.name})
@@ -328,7 +339,7 @@ def main() -> None:
         "command": f"make train-linear (scripts/train_linear.py --detector {args.detector})",
         "l2": l2, "validation_auc": {f"{k:g}": v for k, v in val_scores.items()},
         "counts": {"train_tiles": len(train["cover"]), "val_tiles": len(val["cover"])},
-        "algorithm": job.algorithm, "rates": list(job.rates), "seed": args.seed,
+        "algorithm": job.algorithms, "rates": list(job.rates), "seed": args.seed,
         "train_copies": job.train_copies,
         "test_metrics": {k: v["auc"] for k, v in results[args.detector].items()},
         "test_fpr_of_thresholds": fpr_test, "classifier": job.classifier,
@@ -371,7 +382,7 @@ def report(job: Job, info: dict, results: dict[str, dict], speed: dict[str, floa
         f"Written by `{info['command']}`, {info['date']}, {machine_description()}; "
         f"{secs / 60:.1f} min in all.  {job.what}, fitted ({job.classifier}) on "
         f"{info['counts']['train_tiles']} "
-        f"train cover tiles (128² and 256²) against {job.algorithm} at {rates} bpp"
+        f"train cover tiles (128² and 256²) against {job.algorithms} at {rates} bpp"
         + (f" ({job.train_copies} stego realisations per cover and rate)"
            if job.train_copies > 1 else "") + "; ridge "
         f"{info['l2']:g} chosen on {info['counts']['val_tiles']} validation tiles "
@@ -404,7 +415,7 @@ def model_card(job: Job, info: dict, results: dict[str, dict], speed: dict[str, 
         f"`{job.features.name}` version {job.features.version}).", "",
         f"* **Data**: gray corpus (`stegshield dataset covers`), split by source photograph. "
         f"Fit: {info['counts']['train_tiles']} train tiles (128² and 256²), each cover and "
-        f"{job.train_copies if job.train_copies > 1 else 'one'} {job.algorithm} stego at "
+        f"{job.train_copies if job.train_copies > 1 else 'one'} {job.algorithms} stego at "
         f"{rates} bpp (seed {info['seed']}).  Validation "
         f"({info['counts']['val_tiles']} tiles): ridge choice ({info['l2']:g}), Platt "
         "calibration (covers against the rates in turn) and the per-FPR logit thresholds "

@@ -223,7 +223,7 @@ def test_models_lists_every_linear_model_with_card_and_metrics() -> None:
     assert res.exit_code == 0, res.output
     rows = {r["name"]: r for r in json.loads(res.output)}
     for name, detector in (("lsbr-lr", "structural"), ("spam-lsbm", "spam"),
-                           ("srm-hill", "srm")):
+                           ("srm-adaptive", "srm")):
         assert rows[name]["detector"] == detector
         assert 0.5 < rows[name]["metrics"]["256"]["lsbr@0.1"] <= 1.0
         assert Path(rows[name]["path"]).with_suffix(".md").exists()

@@ -54,7 +54,7 @@ FEATURE_VERSION = 2
 #: Residual rows per strip.
 STRIP_ROWS = 256
 #: The shipped model ``srm`` loads (``analysis/weights/linear/``).
-DEFAULT_SRM = "srm-hill"
+DEFAULT_SRM = "srm-adaptive"
 #: The shipped model ``srm-lsbm`` loads.
 DEFAULT_SRM_LSBM = "srm-lsbm"
 SUBMODELS = ("s1_spam", "s1_minmax", "s1_minmax_diag", "s2_spam", "s2_minmax_hv",
