@@ -22,14 +22,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .base import DetectionResult, split_channels
-from .cnn.calibration import aggregate_max, tail_slope
+from .cnn.calibration import max_tile_result, tail_slope
+from .cnn.tiling import score_tiles
 from .linear import (
     LINEAR_DIR,
     FeatureSet,
@@ -180,34 +180,13 @@ class FusedDetector:
 
     def plane_map(self, plane: np.ndarray) -> np.ndarray:
         """Fused score of every tile of one 2-D plane, shape ``(rows, cols)``."""
-        from .cnn.tiling import tile_boxes
-
-        h, w = plane.shape
-        boxes, grid = tile_boxes(h, w, self.tile)
-        out = np.full(len(boxes), np.nan)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, (y0, y1, x0, x1) in enumerate(boxes):
-            if min(y1 - y0, x1 - x0) >= max(self.cnn.min_side, MIN_TILE_SIDE):
-                groups.setdefault((y1 - y0, x1 - x0), []).append(i)
-        for idx in groups.values():
-            stack = np.stack([plane[boxes[i][0]:boxes[i][1], boxes[i][2]:boxes[i][3]]
-                              for i in idx])
-            out[idx] = self.tile_scores(stack)
-        return out.reshape(grid)
+        return score_tiles(plane, self.tile, max(self.cnn.min_side, MIN_TILE_SIDE),
+                           self.tile_scores)
 
     def detect(self, image: np.ndarray) -> DetectionResult:
-        """Scan ``image`` (uint8 H×W or H×W×C) tile by tile."""
-        planes = split_channels(image)
-        maps = np.stack([self.plane_map(p) for p in planes])
-        finite = np.isfinite(maps)
-        if not finite.any():
-            return DetectionResult(score=0.5, payload_bpp=None, raw=float("nan"))
-        raw = aggregate_max(maps[finite], self.tail_slope)
-        tile_map = np.where(finite.any(axis=0),
-                            np.nanmax(np.where(finite, maps, -np.inf), axis=0), np.nan)
-        chans = [float(np.nanmax(m)) if np.isfinite(m).any() else math.nan for m in maps]
-        return DetectionResult(score=self.calibration(raw), payload_bpp=None, raw=raw,
-                               tile_map=tile_map, channels=chans if len(planes) > 1 else None)
+        """Scan ``image`` (uint8 H×W or H×W×C) tile by tile, as the CNN does."""
+        maps = [self.plane_map(p) for p in split_channels(image)]
+        return max_tile_result(maps, self.tail_slope, self.calibration)
 
 
 def fused_detector(name: str) -> Any:

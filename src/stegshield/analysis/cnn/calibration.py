@@ -22,10 +22,10 @@ import math
 
 import numpy as np
 
-from ..base import Calibration
+from ..base import Calibration, DetectionResult
 from ..metrics import threshold_at_fpr
 
-__all__ = ["aggregate_max", "fit_calibration", "fpr_thresholds", "tail_slope"]
+__all__ = ["aggregate_max", "fit_calibration", "fpr_thresholds", "max_tile_result", "tail_slope"]
 
 
 def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> Calibration:
@@ -63,3 +63,20 @@ def tail_slope(raw_thresholds: dict, fallback: float, fprs: tuple[float, float] 
     if not (math.isfinite(t0) and math.isfinite(t1) and t0 > t1):
         return fallback
     return math.log(f1 / f0) / (t0 - t1)
+
+
+def max_tile_result(maps: list[np.ndarray], slope: float, calibration: Calibration
+                    ) -> DetectionResult:
+    """The image result from per-plane tile-score maps: ``raw`` by :func:`aggregate_max` over
+    every finite tile of every plane, ``tile_map`` the maximum over planes, ``channels`` each
+    plane's largest tile (colour only); no judgement (``nan``, score 0.5) without a tile."""
+    stacked = np.stack(maps)
+    finite = np.isfinite(stacked)
+    if not finite.any():
+        return DetectionResult(score=0.5, payload_bpp=None, raw=float("nan"))
+    raw = aggregate_max(stacked[finite], slope)
+    tile_map = np.where(finite.any(axis=0),
+                        np.nanmax(np.where(finite, stacked, -np.inf), axis=0), np.nan)
+    chans = [float(np.nanmax(m)) if np.isfinite(m).any() else math.nan for m in maps]
+    return DetectionResult(score=calibration(raw), payload_bpp=None, raw=raw,
+                           tile_map=tile_map, channels=chans if len(maps) > 1 else None)

@@ -26,9 +26,9 @@ from torch import nn
 
 from ...runtime import tune_malloc
 from ..base import Calibration, DetectionResult, split_channels
-from .calibration import aggregate_max, tail_slope
+from .calibration import max_tile_result, tail_slope
 from .model import build_model
-from .tiling import tile_boxes
+from .tiling import score_tiles
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -260,30 +260,9 @@ class CNNDetector:
 
     def plane_map(self, plane: np.ndarray) -> np.ndarray:
         """Per-tile logits of one 2-D plane, shape ``(rows, cols)``."""
-        h, w = plane.shape
-        boxes, grid = tile_boxes(h, w, self.tile)
-        logits = np.full(len(boxes), np.nan)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, (y0, y1, x0, x1) in enumerate(boxes):
-            if y1 - y0 >= self.min_side and x1 - x0 >= self.min_side:
-                groups.setdefault((y1 - y0, x1 - x0), []).append(i)
-        for idx in groups.values():
-            stack = np.stack([plane[boxes[i][0]:boxes[i][1], boxes[i][2]:boxes[i][3]]
-                              for i in idx])
-            logits[idx] = self.tile_logits(stack)
-        return logits.reshape(grid)
+        return score_tiles(plane, self.tile, self.min_side, self.tile_logits)
 
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Scan ``image`` (uint8 HxW or HxWxC) tile by tile."""
-        planes = split_channels(image)
-        maps = [self.plane_map(p) for p in planes]
-        stacked = np.stack(maps)
-        finite = np.isfinite(stacked)
-        if not finite.any():
-            return DetectionResult(score=0.5, payload_bpp=None, raw=float("nan"))
-        raw = aggregate_max(stacked[finite], self.tail_slope)
-        tile_map = np.where(finite.any(axis=0),
-                            np.nanmax(np.where(finite, stacked, -np.inf), axis=0), np.nan)
-        chans = [float(np.nanmax(m)) if np.isfinite(m).any() else math.nan for m in maps]
-        return DetectionResult(score=self.calibration(raw), payload_bpp=None, raw=raw,
-                               tile_map=tile_map, channels=chans if len(planes) > 1 else None)
+        maps = [self.plane_map(p) for p in split_channels(image)]
+        return max_tile_result(maps, self.tail_slope, self.calibration)
