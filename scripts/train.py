@@ -179,8 +179,8 @@ def main() -> None:
     ap.add_argument("--baseline", default=None,
                     help="Detector file to evaluate on the same pairs (e.g. the shipped model "
                          "before retraining; default: the shipped <name>.safetensors, 'none' to "
-                         "skip); with --ship auto the new model ships only if its mean test AUC "
-                         "over the goal rows (256²) is higher.")
+                         "skip); with --ship auto the new model ships only if its validation AUC "
+                         "(the trainer's statistic, validation split) is higher.")
     ap.add_argument("--baseline-label", default="Previous shipped model",
                     help="How the model card and BENCHMARKS name the baseline.")
     ap.add_argument("--ship", choices=["auto", "yes", "no"], default="auto")
@@ -210,7 +210,12 @@ def main() -> None:
         return
 
     from stegshield.analysis.cnn.inference import WEIGHTS_DIR, CNNDetector
-    from stegshield.training.train import TrainConfig, calibrate_and_export, train
+    from stegshield.training.train import (
+        TrainConfig,
+        calibrate_and_export,
+        train,
+        validation_auc,
+    )
 
     corpus = Path(args.corpus)
     if not (corpus / "manifest.jsonl").exists():
@@ -276,14 +281,20 @@ def main() -> None:
     goal_keys = [f"{a}@{r:g}" for a, r, g in GRID if g]
     mean_new = float(np.mean([results["256"]["cnn"][k]["auc"] for k in goal_keys]))
     results["mean_goal_auc_256"] = mean_new
+    if base is not None:
+        results["mean_goal_auc_256_baseline"] = float(
+            np.mean([results["256"]["baseline"][k]["auc"] for k in goal_keys]))
     ship = args.ship == "yes"
     if args.ship == "auto":
         ship = True
-        if base is not None:
-            mean_old = float(np.mean([results["256"]["baseline"][k]["auc"] for k in goal_keys]))
-            results["mean_goal_auc_256_baseline"] = mean_old
-            ship = mean_new > mean_old
-            print(f"mean goal AUC 256²: new {mean_new:.4f}, baseline {mean_old:.4f} -> "
+        if base is not None:  # chosen on validation (the trainer's statistic), never on test
+            old = Path(args.baseline)
+            if old.suffix != ".safetensors":
+                old = WEIGHTS_DIR / f"{args.baseline}.safetensors"
+            v_new, v_old = validation_auc([Path(args.out) / "best.safetensors", old], cfg)
+            results["val_auc"] = {"new": v_new["all"], "baseline": v_old["all"]}
+            ship = v_new["all"] > v_old["all"]
+            print(f"validation AUC: new {v_new['all']:.4f}, baseline {v_old['all']:.4f} -> "
                   f"{'ship' if ship else 'keep the baseline'}")
     Path(args.out, "results.json").write_text(json.dumps(results, indent=2))
     card = model_card(args.name, meta, results, corpus)

@@ -81,7 +81,7 @@ def _cfg(tmp: Path, out: str, **kw: object):
 
 def test_tiny_run_and_resume_equivalence(tmp_path: Path) -> None:
     from stegshield.analysis.cnn.inference import load_model
-    from stegshield.training.train import calibrate_and_export, train
+    from stegshield.training.train import calibrate_and_export, train, validation_auc
 
     _corpus(tmp_path / "corpus")
     full = train(_cfg(tmp_path, "full"))
@@ -96,6 +96,11 @@ def test_tiny_run_and_resume_equivalence(tmp_path: Path) -> None:
     b, _ = load_model(tmp_path / "resumed" / "last.safetensors")
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.allclose(va.float(), vb.float(), atol=1e-6), k
+    # candidates trained elsewhere are compared with the trainer's own validation statistic
+    best = tmp_path / "full" / "best.safetensors"
+    (val,) = validation_auc([best], _cfg(tmp_path, "full"))
+    assert val["all"] == pytest.approx(load_model(best)[1]["val_auc"], abs=1e-6)
+    assert set(val) == {"all", *_cfg(tmp_path, "full").algorithms}
     meta = calibrate_and_export(tmp_path / "full" / "best.safetensors",
                                 tmp_path / "det.safetensors", _cfg(tmp_path, "full"), tile=32)
     assert meta["calibration"]["a"] > 0 and set(meta["thresholds"]) == {"0.01", "0.05"}

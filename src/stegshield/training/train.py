@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..analysis.cnn.inference import save_model
+from ..analysis.cnn.inference import load_model, save_model
 from ..analysis.cnn.model import build_model
 from ..analysis.metrics import p_e, roc_auc
 from .data import (
@@ -165,6 +165,27 @@ def _validation_set(cfg: TrainConfig, device: torch.device | None
     cw = np.ones(n) if gw is None else gw
     w = np.r_[cw / cw.sum(), np.repeat(cw, per_tile) / (cw.sum() * per_tile)] / 2.0
     return x, y, alg, w
+
+
+def validation_auc(models: Sequence[str | Path], cfg: TrainConfig,
+                   val: tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray] | None = None
+                   ) -> list[dict[str, float]]:
+    """The trainer's validation statistic for saved models: weighted AUC overall (``"all"``)
+    and per algorithm, on one validation set (``_validation_set`` with the CPU embedders, or
+    ``val`` when given).  This is how candidates trained elsewhere (a GPU run) are compared
+    with the shipped model; the test split only reports."""
+    x, y, alg, w = val if val is not None else _validation_set(cfg, None)
+    out = []
+    for path in models:
+        model, _ = load_model(path)
+        logits = predict(model, x).astype(np.float64)
+        r = {"all": roc_auc(y, logits, w)}
+        for ai, a in enumerate(cfg.algorithms):
+            m = (alg == ai) | (y == 0)
+            if (alg == ai).any():
+                r[a] = roc_auc(y[m], logits[m], w[m])
+        out.append(r)
+    return out
 
 
 def stego_on_device(cfg: TrainConfig, device: torch.device) -> bool:
