@@ -13,7 +13,7 @@
 # scratch, so that short GPU leases add up.  A warm start skips the curricula and starts at a
 # quarter of the learning rate (--stage-epochs 0 --alg-stage-epochs 0 --lr 5e-4; options given
 # after MINUTES still win): in the eighth session's lease the curricula's first epoch (LSB only,
-# peak rate 2e-3) set the warm models' adaptive validation AUC back to 0.52-0.55, and the
+# peak rate 2e-3) set the warm models' adaptive validation AUC back to 0.52-0.56, and the
 # rest of the 8.2 minutes went into winning it back.  Each model resumes from $WORK/NAME/checkpoint.pt
 # when it is there: a second call made while the machine is still warm (within its idle
 # window, ~30 s) with a larger MINUTES continues the same runs (the fifth session did
@@ -65,7 +65,7 @@ train() {
     --tile 256 --crop 256 --rates 0.4,0.2,0.1 --stage-epochs 1 --early-algorithms lsbm,lsbr \
     --alg-stage-epochs 1 --group-balance 0.5 --epochs 1000 --patience 1000 --epoch-repeats 10 \
     --batch-pairs "$BATCH" --max-minutes "$MINUTES" --no-calibrate --no-progress --seed 3 \
-    "${warm_opts[@]}" "$@" \
+    ${warm_opts[@]+"${warm_opts[@]}"} "$@" \
     >"$WORK/$name.log" 2>&1
 }
 

@@ -57,13 +57,19 @@ def main() -> None:
 def validation_table(specs: list[str], corpus: Path, cache: Path) -> None:
     """The trainer's validation statistic (weighted AUC, overall and per algorithm) of each
     model on one validation set, cached in ``cache``."""
+    import hashlib
+    import json
+
     import numpy as np
 
-    from stegshield.analysis.cnn.inference import WEIGHTS_DIR
+    from stegshield.analysis.cnn.inference import resolve_model
     from stegshield.training.train import TrainConfig, _validation_set, validation_auc
 
     cfg = TrainConfig(covers=str(corpus), val_tile=256, crop=256, seed=3)
-    f = cache / "val_set_256_s3.npz"
+    # the set depends on the corpus and on every validation setting: all name the cache file
+    key = json.dumps([(corpus / "manifest.jsonl").read_text(), cfg.algorithms, cfg.val_rates,
+                      cfg.val_every_algorithm, cfg.val_group_balance, cfg.seed, cfg.crop])
+    f = cache / f"val_set_256_{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     if f.exists():
         z = np.load(f)
         val = (list(z["x"]), z["y"], z["alg"], z["w"])
@@ -72,10 +78,7 @@ def validation_table(specs: list[str], corpus: Path, cache: Path) -> None:
         cache.mkdir(parents=True, exist_ok=True)
         np.savez_compressed(f, x=np.stack(val[0]), y=val[1], alg=val[2], w=val[3])
     labels = [s.partition("=")[0] for s in specs]
-    paths = []
-    for s in specs:
-        name = s.partition("=")[2] or s
-        paths.append(name if name.endswith(".safetensors") else WEIGHTS_DIR / f"{name}.safetensors")
+    paths = [resolve_model(s.partition("=")[2] or s) for s in specs]
     rows = dict(zip(labels, validation_auc(paths, cfg, val), strict=True))
     print("| validation | " + " | ".join(rows) + " |")
     print("|---|" + "---|" * len(rows))

@@ -288,10 +288,7 @@ def main() -> None:
     if args.ship == "auto":
         ship = True
         if base is not None:  # chosen on validation (the trainer's statistic), never on test
-            old = Path(args.baseline)
-            if old.suffix != ".safetensors":
-                old = WEIGHTS_DIR / f"{args.baseline}.safetensors"
-            v_new, v_old = validation_auc([Path(args.out) / "best.safetensors", old], cfg)
+            v_new, v_old = validation_auc([Path(args.out) / "best.safetensors", base.path], cfg)
             results["val_auc"] = {"new": v_new["all"], "baseline": v_old["all"]}
             ship = v_new["all"] > v_old["all"]
             print(f"validation AUC: new {v_new['all']:.4f}, baseline {v_old['all']:.4f} -> "

@@ -81,7 +81,7 @@ def _cfg(tmp: Path, out: str, **kw: object):
 
 def test_tiny_run_and_resume_equivalence(tmp_path: Path) -> None:
     from stegshield.analysis.cnn.inference import load_model
-    from stegshield.training.train import calibrate_and_export, train, validation_auc
+    from stegshield.training.train import calibrate_and_export, train
 
     _corpus(tmp_path / "corpus")
     full = train(_cfg(tmp_path, "full"))
@@ -96,11 +96,6 @@ def test_tiny_run_and_resume_equivalence(tmp_path: Path) -> None:
     b, _ = load_model(tmp_path / "resumed" / "last.safetensors")
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.allclose(va.float(), vb.float(), atol=1e-6), k
-    # candidates trained elsewhere are compared with the trainer's own validation statistic
-    best = tmp_path / "full" / "best.safetensors"
-    (val,) = validation_auc([best], _cfg(tmp_path, "full"))
-    assert val["all"] == pytest.approx(load_model(best)[1]["val_auc"], abs=1e-6)
-    assert set(val) == {"all", *_cfg(tmp_path, "full").algorithms}
     meta = calibrate_and_export(tmp_path / "full" / "best.safetensors",
                                 tmp_path / "det.safetensors", _cfg(tmp_path, "full"), tile=32)
     assert meta["calibration"]["a"] > 0 and set(meta["thresholds"]) == {"0.01", "0.05"}
@@ -207,3 +202,36 @@ def test_resumed_run_keeps_the_validation_it_started_with(tmp_path: Path, capsys
     _, meta = load_model(tmp_path / "old" / "last.safetensors")
     assert meta["train"]["val_every_algorithm"] is False
     assert meta["train"]["val_group_balance"] == 0.0
+
+
+def test_validation_auc_reproduces_the_trainers_statistic(tmp_path: Path) -> None:
+    """Candidates trained elsewhere (a GPU run) are compared with the shipped model by
+    ``validation_auc``: it must give, for a saved epoch, the overall and per-algorithm values
+    that the trainer logged for it, photo weights included."""
+    import csv
+    import json
+
+    from stegshield.analysis.cnn.inference import load_model
+    from stegshield.training.train import train, validation_auc
+
+    root = tile_corpus(tmp_path / "corpus", 32, {"train": 8, "val": 10}, seed=11)
+    rows = [json.loads(line) for line in (root / "manifest.jsonl").open()]
+    for r in rows:  # one photo gave 6 of the 10 validation tiles: weights are not uniform
+        if r["split"] == "val" and int(r["path"].rsplit("t", 1)[1].split(".")[0]) < 6:
+            r["group"] = "big"
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = _cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"], val_group_balance=1.0)
+    train(cfg)
+    log = list(csv.DictReader((tmp_path / "v" / "log.csv").open()))
+    best = tmp_path / "v" / "best.safetensors"
+    row = log[int(load_model(best)[1]["epoch"]) - 1]
+    (got,) = validation_auc([best], cfg)
+    assert got["all"] == pytest.approx(float(row["val_auc"]), abs=6e-5)
+    logged = json.loads(row["val_auc_by_alg"])
+    assert set(got) == {"all", *logged}
+    for alg, auc in logged.items():
+        assert got[alg] == pytest.approx(auc, abs=6e-5), alg
+    # the photo weights matter: every tile equal gives another value on this set
+    (flat,) = validation_auc([best], _cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"],
+                                          val_group_balance=0.0))
+    assert any(abs(flat[k] - got[k]) > 1e-6 for k in got)

@@ -173,7 +173,8 @@ def validation_auc(models: Sequence[str | Path], cfg: TrainConfig,
     """The trainer's validation statistic for saved models: weighted AUC overall (``"all"``)
     and per algorithm, on one validation set (``_validation_set`` with the CPU embedders, or
     ``val`` when given).  This is how candidates trained elsewhere (a GPU run) are compared
-    with the shipped model; the test split only reports."""
+    with the shipped model; the test split only reports.  ``cfg``'s validation settings are
+    used as given (a run resumed from before the photo-balanced validation logged its own)."""
     x, y, alg, w = val if val is not None else _validation_set(cfg, None)
     out = []
     for path in models:
