@@ -175,17 +175,24 @@ def validation_auc(models: Sequence[str | Path], cfg: TrainConfig,
     ``val`` when given).  This is how candidates trained elsewhere (a GPU run) are compared
     with the shipped model; the test split only reports.  ``cfg``'s validation settings are
     used as given (a run resumed from before the photo-balanced validation logged its own)."""
+    from ..runtime import tune_malloc
+
+    tune_malloc()  # as train() does: 1.7-3.6x faster inference on the CPU
     x, y, alg, w = val if val is not None else _validation_set(cfg, None)
-    out = []
-    for path in models:
-        model, _ = load_model(path)
-        logits = predict(model, x).astype(np.float64)
-        r = {"all": roc_auc(y, logits, w)}
-        for ai, a in enumerate(cfg.algorithms):
-            m = (alg == ai) | (y == 0)
-            if (alg == ai).any():
-                r[a] = roc_auc(y[m], logits[m], w[m])
-        out.append(r)
+    return [_validation_aucs(predict(load_model(path)[0], x), y, alg, w, cfg.algorithms)
+            for path in models]
+
+
+def _validation_aucs(logits: np.ndarray, y: np.ndarray, alg: np.ndarray, w: np.ndarray,
+                     algorithms: Sequence[str]) -> dict[str, float]:
+    """Weighted validation AUC overall (``"all"``) and for each algorithm present (its stego
+    against every cover): what the trainer logs each epoch and ``validation_auc`` reports."""
+    logits = np.asarray(logits, np.float64)
+    out = {"all": roc_auc(y, logits, w)}
+    for ai, a in enumerate(algorithms):
+        m = (alg == ai) | (y == 0)
+        if (alg == ai).any():
+            out[a] = roc_auc(y[m], logits[m], w[m])
     return out
 
 
@@ -422,12 +429,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             torch.from_numpy(logits), torch.from_numpy(val_y).float(), reduction="none").numpy()
         vloss = float(np.sum(val_w * per))  # val_w: each class sums to 1/2
         vacc = float(np.sum(val_w * ((logits > 0) == val_y)))
-        vauc = roc_auc(val_y, logits, val_w)
-        by_alg = {}
-        for ai, a in enumerate(cfg.algorithms):
-            m = (val_alg == ai) | (val_y == 0)
-            if (val_alg == ai).any():
-                by_alg[a] = round(roc_auc(val_y[m], logits[m], val_w[m]), 4)
+        aucs = _validation_aucs(logits, val_y, val_alg, val_w, cfg.algorithms)
+        vauc = aucs.pop("all")
+        by_alg = {a: round(v, 4) for a, v in aucs.items()}
         row = {"epoch": epoch + 1, "global_step": state["global_step"], "lr": f"{lr:.3g}",
                "rates": _stage_text(train_ds, cfg, epoch),
                "train_loss": f"{state['sum_loss'] / max(1, state['sum_n']):.5f}",
