@@ -150,16 +150,21 @@ def test_models_lists_the_fusions_and_their_members() -> None:
     fused = rows[FUSED_MODELS["fused"]]
     assert fused["detector"] == "fused" and fused["arch"] == "fusion-linear"
     assert 0.5 < fused["metrics"]["256"]["lsbm@0.4"] <= 1.0
+    # where scan's thresholds come from: whole photographs for the tiled fusions and CNNs
+    assert fused["thresholds"] == "photos" and rows["light-gray"]["thresholds"] == "photos"
+    assert rows["srm-lsbm"]["thresholds"] == "tiles"
     assert Path(fused["path"]).with_suffix(".md").exists()
     for _, member in read_fusion_params(FUSED)["linear"]:
         assert rows[member]["detector"] is not None  # its own detector, or "fused (member)"
 
 
-@pytest.mark.parametrize("detector", ["fused", "cnn"])
-def test_a_spread_payload_stays_caught_as_the_image_grows(detector: str) -> None:
+@pytest.mark.parametrize(("detector", "fpr"), [("fused", 0.01), ("cnn", 0.05)])
+def test_a_spread_payload_stays_caught_as_the_image_grows(detector: str, fpr: float) -> None:
     """The size correction (largest tile minus ln(n)/a) uses the covers' tail slope: with the
     Platt slope (flattened by the near-chance rows it is fitted on) an LSB-matching photo
-    mirrored to 16 times its area fell below the 1 % threshold."""
+    mirrored to 16 times its area fell below the 1 % threshold.  Since the thresholds come
+    from whole validation photographs, ``cnn`` alone catches these two samples at 5 %, not
+    1 % (at either size); growing them must not lose them."""
     from PIL import Image
 
     def grow(a: np.ndarray, k: int) -> np.ndarray:  # mirrored copies: no new evidence
@@ -170,7 +175,9 @@ def test_a_spread_payload_stays_caught_as_the_image_grows(detector: str) -> None
     for name in ("coldripple_gray", "grey_gray"):
         x = np.array(Image.open(Path(__file__).parent.parent / "samples" / f"{name}.png"))
         s = lsb_match(x, 0.4, np.random.default_rng(1))
-        assert suite.analyse(grow(s, 4)).fprs[detector] < 0.01, name
+        grown = suite.analyse(grow(s, 4)).fprs[detector]
+        assert grown < fpr, name
+        assert grown <= suite.analyse(s).fprs[detector] * 1.01, name
         assert suite.analyse(grow(x, 4)).fprs[detector] > 0.05, name
 
 

@@ -20,7 +20,6 @@ a detector does (the CNN member).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from .linear import (
     LinearModel,
     _resolve,
 )
+from .photo_calibration import file_digest, load_photo_calibration
 
 __all__ = ["FUSED_MODELS", "MIN_TILE_SIDE", "FusedDetector", "fused_detector", "fusion_features",
            "linear_logits", "linear_member", "member_digest", "read_fusion_params",
@@ -83,11 +83,7 @@ def linear_logits(detectors: list[LinearDetector], tiles: np.ndarray) -> list[np
 
 def member_digest(path: str | Path) -> str:
     """First 16 hex digits of the SHA-256 of a member's weight file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return file_digest(path)[:16]
 
 
 def fusion_features(params: dict[str, Any]) -> FeatureSet:
@@ -157,15 +153,27 @@ class FusedDetector:
         self._thr = FPRThresholds(self.model.raw_thresholds, self.calibration)
         #: The covers' tail slope, for the image statistic's size correction.
         self.tail_slope = tail_slope(self.model.raw_thresholds, self.calibration.a)
+        #: Thresholds of the image statistic measured on whole photographs (or ``None``).
+        self.photo_calibration = load_photo_calibration(self.path)
 
     @property
     def thresholds(self) -> dict[float, float]:
-        """{FPR: calibrated score threshold} measured on validation cover tiles."""
-        return self._thr.thresholds
+        """{FPR: calibrated score threshold of the image statistic} (see
+        :meth:`threshold_at_fpr`)."""
+        return {f: self.threshold_at_fpr(f) for f in self._thr.thresholds}
 
     def threshold_at_fpr(self, fpr: float) -> float:
-        """Score threshold for a false-positive rate (see :class:`~.linear.FPRThresholds`)."""
+        """Score threshold for a false-positive rate of the image statistic: the photograph
+        calibration's Gumbel quantile if there is one
+        (:mod:`~stegshield.analysis.photo_calibration`), else the validation tiles' (see
+        :class:`~.linear.FPRThresholds`)."""
+        if self.photo_calibration is not None:
+            return self.calibration(self.photo_calibration.raw_at_fpr(fpr))
         return self._thr.threshold_at_fpr(fpr)
+
+    def tile_raw_at_fpr(self, fpr: float) -> float:
+        """Raw threshold for a false-positive rate of one validation cover tile."""
+        return self._thr.raw_at_fpr(fpr)
 
     def member_logits(self, tiles: np.ndarray) -> np.ndarray:
         """(n, members) logits of a stack of same-shaped gray tiles: the CNN's first."""

@@ -249,13 +249,19 @@ class FPRThresholds:
         the classical table is read), through the Platt map.  Without two points: ``1 - fpr``
         (the Platt map read as a probability)."""
         fpr = min(max(float(fpr), 1e-12), 1.0 - 1e-12)
-        lf, raw = self._log_fpr, self._raw
-        if len(lf) < 2:  # the Platt map's own tail: score(raw) = 1 - fpr
+        if len(self._log_fpr) < 2:  # the Platt map's own tail: score(raw) = 1 - fpr
             return 1.0 - fpr
-        z = math.log(fpr)
+        return self.calibration(self.raw_at_fpr(fpr))
+
+    def raw_at_fpr(self, fpr: float) -> float:
+        """The raw-score threshold behind :meth:`threshold_at_fpr` (``nan`` without two
+        measured points)."""
+        lf, raw = self._log_fpr, self._raw
+        if len(lf) < 2:
+            return math.nan
+        z = math.log(min(max(float(fpr), 1e-12), 1.0 - 1e-12))
         i = 0 if z < lf[1] else (len(lf) - 2 if z > lf[-2] else int(np.searchsorted(lf, z)) - 1)
-        t = raw[i] + (z - lf[i]) * (raw[i + 1] - raw[i]) / (lf[i + 1] - lf[i])
-        return self.calibration(float(t))
+        return float(raw[i] + (z - lf[i]) * (raw[i + 1] - raw[i]) / (lf[i + 1] - lf[i]))
 
 
 class LinearDetector:

@@ -145,13 +145,15 @@ def _per_tile(metrics: dict) -> dict[str, dict[str, float]]:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
     """List the shipped detector models (CNNs, the linear ``structural``, ``spam``, ``srm`` and
-    the ``fused`` combinations)."""
+    the ``fused`` combinations) and where scan's thresholds for each come from (``photos``:
+    fitted on whole validation photographs; ``tiles``: validation cover tiles)."""
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
     from ..analysis.features.spam import DEFAULT_SPAM
     from ..analysis.features.srm import DEFAULT_SRM, DEFAULT_SRM_LSBM
     from ..analysis.fusion import FUSED_MODELS, read_fusion_params
     from ..analysis.linear import shipped_linear
+    from ..analysis.photo_calibration import sidecar_path
     from ..analysis.pretrained import DEFAULT_PRETRAINED
     from ..analysis.structural.learned import DEFAULT_STRUCTURAL
 
@@ -176,6 +178,8 @@ def models(as_json: bool) -> None:
               "bytes": path.stat().st_size, "arch": meta.get("kind", "?"),
               "tile": None, "metrics": _per_tile(meta.get("test_metrics", {}))}
              for name, path, meta in shipped_linear()]
+    for r in rows:  # scan's thresholds: fitted on validation photographs, or on tiles
+        r["thresholds"] = "photos" if sidecar_path(r["path"]).exists() else "tiles"
     if as_json:
         click.echo(json.dumps([dict(r, path=str(r["path"])) for r in rows], indent=2))
         return
@@ -185,5 +189,5 @@ def models(as_json: bool) -> None:
     for r in rows:
         card = r["path"].with_suffix(".md")
         click.echo(f"{r['name']}\tdetector={r['detector'] or '-'}\tarch={r['arch']}\t"
-                   f"tile={r['tile']}\t"
+                   f"tile={r['tile']}\tthresholds={r['thresholds']}\t"
                    f"{r['bytes'] / 1024:.0f} KiB\tcard={card.name if card.exists() else '-'}")

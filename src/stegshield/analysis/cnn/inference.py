@@ -26,6 +26,7 @@ from torch import nn
 
 from ...runtime import tune_malloc
 from ..base import Calibration, DetectionResult, split_channels
+from ..photo_calibration import load_photo_calibration
 from .calibration import max_tile_result, tail_slope
 from .model import build_model
 from .tiling import score_tiles
@@ -229,30 +230,43 @@ class CNNDetector:
         self.runner = _Runner(net, bf16=bf16, jit=jit, device=device)
         #: The covers' tail slope, for the image statistic's size correction.
         self.tail_slope = tail_slope(self.raw_thresholds, self.calibration.a)
+        #: Thresholds of the image statistic measured on whole photographs (or ``None``).
+        self.photo_calibration = load_photo_calibration(self.path)
 
     @property
     def thresholds(self) -> dict[str, float]:
-        """Calibrated-score thresholds by target false-positive rate (keys ``"0.01"``, ...)."""
-        return {k: self.calibration(v) for k, v in self.raw_thresholds.items()}
+        """Calibrated-score thresholds of the image statistic by target false-positive rate
+        (keys ``"0.01"``, ...; see :meth:`threshold_at_fpr`)."""
+        return {k: self.threshold_at_fpr(float(k)) for k in self.raw_thresholds}
 
     def threshold_at_fpr(self, fpr: float) -> float:
-        """Score threshold for a false-positive rate ``fpr`` (per image statistic).
+        """Score threshold for a false-positive rate ``fpr`` of the image statistic.
+
+        With a photograph calibration beside the weights
+        (:mod:`stegshield.analysis.photo_calibration`): its Gumbel quantile, measured on whole
+        clean validation photographs.  Without one: the tile thresholds
+        (:meth:`tile_raw_at_fpr`), which the size correction only roughly carries over to
+        whole images."""
+        if self.photo_calibration is not None:
+            return self.calibration(self.photo_calibration.raw_at_fpr(fpr))
+        return self.calibration(self.tile_raw_at_fpr(fpr))
+
+    def tile_raw_at_fpr(self, fpr: float) -> float:
+        """Raw-logit threshold for a false-positive rate ``fpr`` of one validation tile.
 
         The validation thresholds at 1 % and 5 % give the cover logits' upper tail; between and
         beyond them the raw threshold is taken linear in log-FPR (a logistic tail, the model the
         Platt fit and :func:`.calibration.aggregate_max` assume), so every FPR maps to its own
-        threshold (``scan`` turns scores into estimated FPRs with it).  Without two finite
-        points: the Platt map's own tail, ``raw = (logit(1 - fpr) - b) / a``.
+        threshold.  Without two finite points: the Platt map's own tail,
+        ``raw = (logit(1 - fpr) - b) / a``.
         """
         fpr = min(max(float(fpr), 1e-12), 1.0 - 1e-12)
         pts = sorted((float(k), v) for k, v in self.raw_thresholds.items() if math.isfinite(v))
         if len(pts) >= 2 and pts[0][1] > pts[-1][1]:
             (f0, t0), (f1, t1) = pts[0], pts[-1]
-            raw = t0 + (math.log(fpr) - math.log(f0)) * (t1 - t0) / (math.log(f1) - math.log(f0))
-        else:
-            cal = self.calibration
-            raw = (math.log((1.0 - fpr) / fpr) - cal.b) / max(cal.a, 1e-6)
-        return self.calibration(raw)
+            return t0 + (math.log(fpr) - math.log(f0)) * (t1 - t0) / (math.log(f1) - math.log(f0))
+        cal = self.calibration
+        return (math.log((1.0 - fpr) / fpr) - cal.b) / max(cal.a, 1e-6)
 
     def tile_logits(self, tiles: np.ndarray) -> np.ndarray:
         """Raw logits of a stack of same-shaped gray tiles (N, H, W)."""

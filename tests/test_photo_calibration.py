@@ -1,0 +1,131 @@
+"""Thresholds of the image statistic fitted on whole clean photographs (photo_calibration)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from stegshield.analysis.photo_calibration import (
+    PhotoCalibration,
+    file_digest,
+    fit_gumbel,
+    load_photo_calibration,
+    photo_weights,
+    sidecar_path,
+)
+
+
+def test_gumbel_fit_recovers_the_law_and_its_tail() -> None:
+    rng = np.random.default_rng(0)
+    x = 3.0 + 0.7 * -np.log(-np.log(rng.random(20_000)))  # Gumbel(3, 0.7) by inversion
+    mu, beta = fit_gumbel(x)
+    assert mu == pytest.approx(3.0, abs=0.03) and beta == pytest.approx(0.7, abs=0.02)
+    cal = PhotoCalibration(mu, beta, "d")
+    for f in (0.01, 0.05, 0.2):  # the fitted tail matches the sample's
+        assert float((x >= cal.raw_at_fpr(f)).mean()) == pytest.approx(f, rel=0.15)
+        assert cal.fpr_of_raw(cal.raw_at_fpr(f)) == pytest.approx(f, rel=1e-9)
+    assert cal.raw_at_fpr(0.01) > cal.raw_at_fpr(0.05)
+    # scale-equivariant, and far from 0 without overflow
+    mu2, beta2 = fit_gumbel(1000.0 * x - 5e4)
+    assert mu2 == pytest.approx(1000 * mu - 5e4, rel=1e-6)
+    assert beta2 == pytest.approx(1000 * beta, rel=1e-6)
+
+
+def test_every_photograph_weighs_the_same() -> None:
+    """Ten crops of one photograph must not outvote nine other photographs."""
+    rng = np.random.default_rng(1)
+    base = list(rng.normal(0, 1, 9))
+    x = [*base, *([8.0] * 10)]
+    groups = [f"p{i}" for i in range(9)] + ["big"] * 10
+    assert list(photo_weights(groups)) == [1.0] * 9 + [0.1] * 10
+    weighted = fit_gumbel(x, photo_weights(groups))
+    assert weighted == pytest.approx(fit_gumbel([*base, 8.0]), rel=1e-9)
+    assert fit_gumbel(x)[0] > weighted[0] + 1.0  # unweighted, the crops pull mu up
+    with pytest.raises(ValueError, match="at least 10"):
+        PhotoCalibration.fit(x, ["a"] * 19, "d")
+    with pytest.raises(ValueError):
+        fit_gumbel([1.0, 1.0, 1.0])
+
+
+def test_sidecar_round_trip_and_refuses_other_weights(tmp_path: Path) -> None:
+    model = tmp_path / "m.safetensors"
+    model.write_bytes(b"weights v1")
+    assert load_photo_calibration(model) is None  # none: the caller keeps its tile thresholds
+    cal = PhotoCalibration(1.5, 0.8, file_digest(model), {"split": "val"})
+    path = cal.save(model)
+    assert path == sidecar_path(model) == tmp_path / "m.photos.json"
+    assert load_photo_calibration(model) == cal
+    model.write_bytes(b"weights v2")  # retrained in place: the old fit must not be used
+    with pytest.raises(ValueError, match="other weights"):
+        load_photo_calibration(model)
+    path.write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable"):
+        load_photo_calibration(model)
+    path.write_text(json.dumps({"law": "gumbel", "mu": 1.0, "beta": -1.0, "sha256": "x"}))
+    with pytest.raises(ValueError, match="unreadable"):
+        load_photo_calibration(model)
+
+
+torch = pytest.importorskip("torch")
+
+
+def test_cnn_detector_thresholds_its_image_statistic_with_the_photo_fit(tmp_path: Path
+                                                                        ) -> None:
+    from stegshield.analysis.cnn.inference import CNNDetector, save_model
+    from stegshield.analysis.cnn.model import build_model
+    from stegshield.scan.thresholds import learned_fpr
+
+    torch.manual_seed(0)
+    p = tmp_path / "m.safetensors"
+    save_model(p, build_model("light").eval(), {"arch": "light", "config": {}, "tile": 64,
+                                                "calibration": {"a": 0.5, "b": -1.0},
+                                                "thresholds": {"0.01": 2.0, "0.05": 1.0}})
+    kw = {"bf16": False, "malloc_tune": False}
+    tiles_only = CNNDetector(p, **kw)
+    assert tiles_only.photo_calibration is None
+    assert tiles_only.threshold_at_fpr(0.01) == pytest.approx(tiles_only.calibration(2.0))
+    cal = PhotoCalibration(mu=-1.0, beta=2.0, digest=file_digest(p))
+    cal.save(p)
+    det = CNNDetector(p, **kw)
+    for f in (0.001, 0.01, 0.05):
+        assert det.threshold_at_fpr(f) == pytest.approx(det.calibration(cal.raw_at_fpr(f)))
+        assert learned_fpr(det, det.threshold_at_fpr(f)) == pytest.approx(f, rel=1e-3)
+        assert det.tile_raw_at_fpr(f) == pytest.approx(tiles_only.tile_raw_at_fpr(f))
+    assert det.thresholds["0.01"] == pytest.approx(det.threshold_at_fpr(0.01))
+    # the image statistic itself does not change, only where it is cut
+    x = np.random.default_rng(2).integers(0, 256, (130, 70), dtype=np.uint8)
+    assert det.detect(x).raw == pytest.approx(tiles_only.detect(x).raw)
+    torch.manual_seed(1)  # retrained in place: refuse the stale fit
+    save_model(p, build_model("light").eval(), {"arch": "light", "config": {}, "tile": 64})
+    with pytest.raises(ValueError, match="other weights"):
+        CNNDetector(p, **kw)
+
+
+def test_shipped_tiled_detectors_carry_a_current_photo_fit() -> None:
+    """``cnn``, ``cnn-thorough`` and both fusions over-flag clean validation photographs at
+    their tile thresholds, so each ships a fit made on its own weights (a stale one raises),
+    from validation photographs only, with a few dozen photographs behind it."""
+    from stegshield.analysis.cnn import THOROUGH_MODEL
+    from stegshield.analysis.cnn.inference import DEFAULT_MODEL, WEIGHTS_DIR, list_models
+    from stegshield.analysis.fusion import FUSED_MODELS, shipped_fusions
+    from stegshield.analysis.linear import LINEAR_DIR
+
+    required = {DEFAULT_MODEL, THOROUGH_MODEL, *FUSED_MODELS.values()}
+    paths = {m.name: m.path for m in list_models()}
+    paths.update({n: LINEAR_DIR / f"{n}.safetensors" for n in shipped_fusions()})
+    assert required <= set(paths)
+    for name, p in paths.items():
+        cal = load_photo_calibration(p)  # raises if fitted on other weights
+        if cal is None:
+            assert name not in required, name
+            continue
+        assert cal.info["split"] == "val" and cal.info["photos"] >= 30, name
+        assert math.isfinite(cal.raw_at_fpr(0.01)) and cal.raw_at_fpr(0.01) > \
+            cal.raw_at_fpr(0.05)
+    # no fit lies about without its model
+    for side in [*WEIGHTS_DIR.glob("*.photos.json"), *LINEAR_DIR.glob("*.photos.json")]:
+        assert side.name.removesuffix(".photos.json") in paths, side.name
