@@ -210,6 +210,7 @@ def main() -> None:
         return
 
     from stegshield.analysis.cnn.inference import WEIGHTS_DIR, CNNDetector
+    from stegshield.analysis.photo_calibration import drop_stale
     from stegshield.training.train import (
         TrainConfig,
         calibrate_and_export,
@@ -301,6 +302,9 @@ def main() -> None:
 
         shutil.copyfile(candidate, shipped)
         shipped.with_suffix(".md").write_text(card)
+        if drop_stale(shipped):
+            print(f"removed the photograph calibration of the old {args.name}: refit it with "
+                  "python scripts/calibrate_photos.py --write --bench")
         replace_section(Path(args.benchmarks), args.section,
                         bench_section(args.name, meta, results, args.section))
     print(card)

@@ -41,6 +41,7 @@ from stegshield.analysis.fusion import (  # noqa: E402
 )
 from stegshield.analysis.linear import LINEAR_DIR, LinearModel  # noqa: E402
 from stegshield.analysis.metrics import roc_auc, tpr_at_fpr  # noqa: E402
+from stegshield.analysis.photo_calibration import drop_stale  # noqa: E402
 from stegshield.reporting import machine_description, replace_section  # noqa: E402
 
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
@@ -207,6 +208,9 @@ def main() -> None:
     if args.ship:
         model.save(LINEAR_DIR / f"{args.name}.safetensors", fusion_features(params))
         (LINEAR_DIR / f"{args.name}.md").write_text(card)
+        if drop_stale(LINEAR_DIR / f"{args.name}.safetensors"):
+            print(f"removed the photograph calibration of the old {args.name}: refit it with "
+                  "python scripts/calibrate_photos.py --write --bench")
         replace_section(Path(args.benchmarks), f"## Fused detector: {args.name}", text)
     else:
         (out / f"{args.name}-report.md").write_text(text)

@@ -11,6 +11,7 @@ import pytest
 
 from stegshield.analysis.photo_calibration import (
     PhotoCalibration,
+    drop_stale,
     file_digest,
     fit_gumbel,
     load_photo_calibration,
@@ -59,9 +60,13 @@ def test_sidecar_round_trip_and_refuses_other_weights(tmp_path: Path) -> None:
     path = cal.save(model)
     assert path == sidecar_path(model) == tmp_path / "m.photos.json"
     assert load_photo_calibration(model) == cal
+    assert not drop_stale(model) and path.exists()  # current: kept
     model.write_bytes(b"weights v2")  # retrained in place: the old fit must not be used
     with pytest.raises(ValueError, match="other weights"):
         load_photo_calibration(model)
+    assert drop_stale(model) and not path.exists()  # what the shipping scripts do
+    assert load_photo_calibration(model) is None
+    cal.save(model)
     path.write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         load_photo_calibration(model)

@@ -33,8 +33,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PhotoCalibration", "file_digest", "fit_gumbel", "load_photo_calibration",
-           "photo_weights", "sidecar_path"]
+__all__ = ["PhotoCalibration", "drop_stale", "file_digest", "fit_gumbel",
+           "load_photo_calibration", "photo_weights", "sidecar_path"]
 
 #: Fewer clean photographs than this give no fit (two parameters, a tail to extrapolate).
 MIN_PHOTOS = 10
@@ -172,3 +172,17 @@ def load_photo_calibration(model_path: str | Path) -> PhotoCalibration | None:
         raise ValueError(f"{side.name}: fitted on other weights than {Path(model_path).name}; "
                          "refit it (scripts/calibrate_photos.py) or delete it")
     return cal
+
+
+def drop_stale(model_path: str | Path) -> bool:
+    """Delete the photograph calibration beside ``model_path`` unless it was fitted on these
+    very weights (for the scripts that ship new weights: the detector then falls back to its
+    tile thresholds until ``scripts/calibrate_photos.py --write`` refits).  True if deleted."""
+    side = sidecar_path(model_path)
+    try:
+        if load_photo_calibration(model_path) is not None:
+            return False
+    except ValueError:
+        side.unlink()
+        return True
+    return False
