@@ -134,3 +134,47 @@ def test_shipped_tiled_detectors_carry_a_current_photo_fit() -> None:
     # no fit lies about without its model
     for side in [*WEIGHTS_DIR.glob("*.photos.json"), *LINEAR_DIR.glob("*.photos.json")]:
         assert side.name.removesuffix(".photos.json") in paths, side.name
+
+
+def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path) -> None:
+    """``python -m stegshield.scan.calibrate DIR --detector cnn --fit F`` then
+    ``scan --calibration F``: the scan thresholds with the user's fit; a fit for other
+    weights, or for a detector it cannot set, is refused with exit 2."""
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from stegshield.analysis.cnn.inference import resolve_model
+    from stegshield.scan import calibrate
+    from stegshield.scan.commands import scan
+    from stegshield.scan.scanner import Scanner, ScanOptions
+    from stegshield.scan.thresholds import learned_threshold
+
+    from imagegen import natural_like
+
+    photos = tmp_path / "mine"
+    photos.mkdir()
+    for i in range(12):
+        Image.fromarray(natural_like(96, 128, seed=i)).save(photos / f"p{i}.png")
+    fit_file = tmp_path / "cnn-fit.json"
+    calibrate.main([str(photos), "--detector", "cnn", "--fit", str(fit_file)])
+    fit = load_photo_calibration(resolve_model("default"), fit_file)
+    assert fit is not None and fit.info["files"] == 12 and fit.info["detector"] == "cnn"
+    det = Scanner(ScanOptions(detector="cnn", calibration=str(fit_file))).suite.members[0]
+    for f in (0.01, 0.05):
+        assert learned_threshold(det.detector, f) == pytest.approx(
+            det.detector.calibration(fit.raw_at_fpr(f)))
+    shipped = Scanner(ScanOptions(detector="cnn")).suite.members[0].detector
+    assert learned_threshold(shipped, 0.01) != pytest.approx(learned_threshold(det.detector,
+                                                                               0.01))
+    img = str(photos / "p0.png")
+    ok = CliRunner().invoke(scan, [img, "--detector", "cnn", "--calibration", str(fit_file),
+                                   "--format", "jsonl"])
+    assert ok.exit_code in (0, 1), ok.output
+    wrong = CliRunner().invoke(scan, [img, "--thorough", "--calibration", str(fit_file)])
+    assert wrong.exit_code == 2 and "other weights" in wrong.output
+    classical = CliRunner().invoke(scan, [img, "--detector", "classical", "--calibration",
+                                          str(fit_file)])
+    assert classical.exit_code == 2 and "--calibration" in classical.output
+    with pytest.raises(SystemExit) as exc:
+        calibrate.main([str(photos), "--detector", "srm", "--fit", str(tmp_path / "x.json")])
+    assert exc.value.code == 2 and not (tmp_path / "x.json").exists()

@@ -130,7 +130,11 @@ class FusedDetector:
     #: Images with a side under this get no judgement (the scanner says "too small").
     min_judged_side = MIN_TILE_SIDE
 
-    def __init__(self, model: str | Path = "fused-light-gray", **cnn_kwargs: Any) -> None:
+    def __init__(self, model: str | Path = "fused-light-gray",
+                 photo_calibration: str | Path | None = None, **cnn_kwargs: Any) -> None:
+        """``photo_calibration``: a fit of this fusion's image statistic on other clean
+        photographs (default: the one shipped beside the model); ``cnn_kwargs`` go to the
+        CNN member."""
         from .cnn.inference import CNNDetector, resolve_model
 
         self.path = _resolve(model)
@@ -154,7 +158,7 @@ class FusedDetector:
         #: The covers' tail slope, for the image statistic's size correction.
         self.tail_slope = tail_slope(self.model.raw_thresholds, self.calibration.a)
         #: Thresholds of the image statistic measured on whole photographs (or ``None``).
-        self.photo_calibration = load_photo_calibration(self.path)
+        self.photo_calibration = load_photo_calibration(self.path, photo_calibration)
 
     @property
     def thresholds(self) -> dict[float, float]:

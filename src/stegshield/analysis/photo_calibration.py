@@ -148,7 +148,11 @@ class PhotoCalibration:
 
     def save(self, model_path: str | Path) -> Path:
         """Write the sidecar of ``model_path`` atomically; returns its path."""
-        out = sidecar_path(model_path)
+        return self.write(sidecar_path(model_path))
+
+    def write(self, out: str | Path) -> Path:
+        """Write the fit to ``out`` atomically (JSON); returns the path."""
+        out = Path(out)
         tmp = out.with_name(out.name + ".tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
         tmp.chmod(0o644)
@@ -156,13 +160,16 @@ class PhotoCalibration:
         return out
 
 
-def load_photo_calibration(model_path: str | Path) -> PhotoCalibration | None:
-    """The photograph calibration beside ``model_path``; ``None`` if there is none.
+def load_photo_calibration(model_path: str | Path, path: str | Path | None = None
+                           ) -> PhotoCalibration | None:
+    """The photograph calibration of the weights ``model_path``: the file ``path`` (e.g. a fit
+    on your own clean photographs, ``python -m stegshield.scan.calibrate DIR --detector NAME
+    --fit FILE``), else the sidecar beside the weights; ``None`` if there is no sidecar.
 
-    Raises ``ValueError`` (one line, naming the fix) if the file is unreadable or was fitted on
-    other weights: thresholds measured for one model mean nothing for another."""
-    side = sidecar_path(model_path)
-    if not side.exists():
+    Raises ``ValueError`` (one line, naming the fix) if the file is missing, unreadable or
+    was fitted on other weights: thresholds measured for one model mean nothing for another."""
+    side = sidecar_path(model_path) if path is None else Path(path)
+    if path is None and not side.exists():
         return None
     try:
         cal = PhotoCalibration.from_json(json.loads(side.read_text()))

@@ -3,6 +3,7 @@
     python -m stegshield.scan.calibrate DIR... [--detector classical] [--limit N]
     python -m stegshield.scan.calibrate --corpus .cache/corpus/gray [--tile 256] [--photos]
         [--splits train,val] [--evaluate]
+    python -m stegshield.scan.calibrate DIR... --detector cnn --fit my-cnn.json
 
 prints JSON: for each fused group, the (1 - FPR) quantile of the clean statistics per FPR,
 with every image counted once (``table``) and with every photograph counted once
@@ -10,6 +11,12 @@ with every image counted once (``table``) and with every photograph counted once
 photo are not independent). ``--evaluate`` adds the share of images (and of groups) at or
 above the shipped thresholds (:data:`stegshield.scan.thresholds.CLASSICAL_FPR_TABLE`, measured
 this way, see ``docs/SCAN.md``): use it on held-out images only.
+
+``--fit FILE`` instead fits a tiled learned detector's image statistic on the clean images
+(:mod:`stegshield.analysis.photo_calibration`: a Gumbel law, every photograph weighing the
+same; at least 10 images) and writes it to FILE; ``scan --calibration FILE`` then thresholds
+with it instead of the shipped fit.  The file names the SHA-256 of the weights it was measured
+with, and a scan with other weights refuses it.
 
 ``--corpus DIR`` reads a cover corpus built by ``stegshield dataset covers``: its tiles of the
 given splits and sizes, or with ``--photos`` its kept source photographs, whole. Images must
@@ -25,6 +32,7 @@ import random
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,6 +103,38 @@ def cover_stats(paths: Sequence[str], detector: str = "classical",
     return out
 
 
+#: Detectors whose image statistic ``--fit`` can calibrate (tiled: largest tile, size-corrected).
+FIT_DETECTORS = ("cnn", "cnn-thorough", "pretrained", "fused", "fused-thorough")
+
+
+def fit_photos(items: Sequence[tuple[str, str]], detector: str,
+               info: dict[str, object] | None = None) -> tuple[Any, Any]:
+    """Fit a tiled learned detector's image statistic on clean images ``(path, group)``
+    (:class:`stegshield.analysis.photo_calibration.PhotoCalibration`, each group weighing the
+    same); returns ``(fit, detector)``.  Unreadable and too-small images are skipped."""
+    from ..analysis import get_detector
+    from ..analysis.photo_calibration import PhotoCalibration, file_digest
+
+    if detector not in FIT_DETECTORS:
+        raise ValueError(f"--fit calibrates one of {', '.join(FIT_DETECTORS)}, not {detector!r}")
+    det = get_detector(detector)
+    raw: list[float] = []
+    groups: list[str] = []
+    for path, group in items:
+        try:
+            img = load_for_scan(Path(path).read_bytes(), 200_000_000)
+        except (OSError, ImageError):
+            continue
+        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+            continue
+        r = det.detect(img.pixels).raw
+        if np.isfinite(r):
+            raw.append(float(r))
+            groups.append(group)
+    return PhotoCalibration.fit(raw, groups, file_digest(det.path),
+                                dict(info or {}, detector=detector)), det
+
+
 def quantile_table(scores: Sequence[float], fprs: Sequence[float] = DEFAULT_FPRS,
                    weights: Sequence[float] | None = None) -> list[tuple[float, float]]:
     """(fpr, threshold) pairs: the smallest statistic ``t`` among the images such that the
@@ -123,12 +163,35 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--detector", default="classical")
     ap.add_argument("--limit", type=int, default=0, help="random sample of this many files")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--fit", metavar="FILE",
+                    help="fit the detector's image statistic on these clean images (a Gumbel "
+                         "law; tiled learned detectors only) and write it to FILE, for "
+                         "scan --calibration FILE")
     args = ap.parse_args(argv)
     items = [(str(p), str(p)) for p in iter_image_paths(args.dirs, recursive=True)]
     for c in args.corpus:
         items += corpus_images(c, args.splits.split(","), args.tile, args.photos)
     if args.limit and len(items) > args.limit:
         items = random.Random(args.seed).sample(items, args.limit)
+    if args.fit:
+        import datetime as dt
+        import sys
+
+        try:
+            fit, det = fit_photos(items, args.detector, {
+                "sources": [str(d) for d in args.dirs] + list(args.corpus),
+                "command": "python -m stegshield.scan.calibrate "
+                           + " ".join(sys.argv[1:] if argv is None else argv),
+                "date": dt.date.today().isoformat()})
+        except ValueError as exc:
+            ap.exit(2, f"stegshield.scan.calibrate: {exc}\n")
+        out = fit.write(args.fit)
+        print(json.dumps({"fit": str(out), "detector": args.detector, "model": det.path.name,
+                          "mu": fit.mu, "beta": fit.beta, "files": fit.info["files"],
+                          "photos": fit.info["photos"],
+                          "thresholds": {f"{f:g}": fit.raw_at_fpr(f) for f in DEFAULT_FPRS}},
+                         indent=1))
+        return
     measured: list[int] = []
     scores = cover_stats([p for p, _ in items], args.detector, measured)
     groups = [items[i][1] for i in measured]

@@ -84,13 +84,19 @@ threshold_option = click.option(
     "--threshold", type=click.FloatRange(min=0, max=1), default=None,
     help="Alert at score >= T instead of --fpr (score 0.5 = the default --fpr 0.01 threshold; "
     "T is the same as --fpr 0.01*(1-T)/T).")
+calibration_option = click.option(
+    "--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+    help="Thresholds fitted on your own clean photographs (python -m stegshield.scan.calibrate "
+    "DIR --detector NAME --fit FILE) for one tiled learned detector: cnn, cnn-thorough, "
+    "pretrained, fused or fused-thorough.")
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
     help="Refuse images with more pixels than this (decompression-bomb guard).")
 
 
 def make_options(detector: str, fpr: float | None, threshold: float | None,
-                 max_pixels: int, thumbnails: bool = False) -> ScanOptions:
+                 max_pixels: int, thumbnails: bool = False,
+                 calibration: Path | None = None) -> ScanOptions:
     """Validate the shared detection options."""
     from .scanner import ScanOptions
     from .thresholds import DEFAULT_FPR
@@ -98,7 +104,8 @@ def make_options(detector: str, fpr: float | None, threshold: float | None,
     if fpr is not None and threshold is not None:
         fail("give either --fpr or --threshold, not both")
     return ScanOptions(detector=detector, fpr=DEFAULT_FPR if fpr is None else fpr,
-                       threshold=threshold, max_pixels=max_pixels, thumbnails=thumbnails)
+                       threshold=threshold, max_pixels=max_pixels, thumbnails=thumbnails,
+                       calibration=None if calibration is None else str(calibration))
 
 
 def check_suite(options: ScanOptions) -> Scanner:
@@ -122,6 +129,7 @@ def check_suite(options: ScanOptions) -> Scanner:
 @detector_option
 @fpr_option
 @threshold_option
+@calibration_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people; jsonl / csv (one record per image) for programs.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
@@ -139,8 +147,8 @@ def check_suite(options: ScanOptions) -> Scanner:
               help="Progress bar  [default: on a terminal only].")
 @max_pixels_option
 def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | None,
-         threshold: float | None, fmt: str, report: Path | None, jobs: int,
-         scheduler: str | None, cluster: str | None, only_flagged: bool, heatmaps: bool,
+         threshold: float | None, calibration: Path | None, fmt: str, report: Path | None,
+         jobs: int, scheduler: str | None, cluster: str | None, only_flagged: bool, heatmaps: bool,
          progress: bool | None, max_pixels: int) -> None:
     """Scan images for hidden data (exit 0 clean, 1 alert, 2 errors only).
 
@@ -157,7 +165,8 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
         fail("give either --scheduler or --cluster, not both")
     if report is not None and not report.parent.is_dir():
         fail(f"{report}: directory {report.parent} does not exist")
-    options = make_options(detector, fpr, threshold, max_pixels, thumbnails=report is not None)
+    options = make_options(detector, fpr, threshold, max_pixels, thumbnails=report is not None,
+                           calibration=calibration)
     scanner = check_suite(options)
     files = list(iter_image_paths(paths, recursive=recursive))
     if not files:

@@ -65,6 +65,9 @@ class ScanOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     thumbnails: bool = False
     """Attach a PNG thumbnail to flagged results (for HTML reports)."""
+    calibration: str | None = None
+    """A photograph calibration file for the (single, tiled learned) detector, replacing its
+    shipped thresholds (:func:`.suite.build_suite`)."""
 
 
 @dataclass
@@ -127,7 +130,7 @@ class Scanner:
 
     def __init__(self, options: ScanOptions | None = None, suite: Suite | None = None) -> None:
         self.options = options or ScanOptions()
-        self.suite = suite or build_suite(self.options.detector)
+        self.suite = suite or build_suite(self.options.detector, self.options.calibration)
         self.thresholds = self._thresholds()
 
     def _thresholds(self) -> Thresholds:

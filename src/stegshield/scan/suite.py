@@ -49,6 +49,7 @@ import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -336,12 +337,12 @@ def _make(name: str, group: str, **kwargs: Any) -> _Member:
     return _Member(name=name, detector=get_detector(name, **kwargs), group=group)
 
 
-def _learned(name: str) -> _Member:
+def _learned(name: str, **kwargs: Any) -> _Member:
     if not learned_available(name):
         raise SuiteError(f"the {name} detector is not installed (it needs torch and its "
                          "weights); use --detector classical")
     try:
-        return _make(name, "learned")
+        return _make(name, "learned", **kwargs)
     except SuiteError:
         raise
     except Exception as exc:
@@ -364,16 +365,24 @@ def _linear(name: str) -> _Member:
 AUTO_LEARNED: set[str] = set()
 
 
-def build_suite(spec: str = "auto") -> Suite:
-    """Build the detector suite for a ``--detector`` choice, or raise :class:`SuiteError`."""
+def build_suite(spec: str = "auto", calibration: str | Path | None = None) -> Suite:
+    """Build the detector suite for a ``--detector`` choice, or raise :class:`SuiteError`.
+
+    ``calibration``: a photograph calibration file (``python -m stegshield.scan.calibrate
+    --fit``) that replaces the shipped thresholds of a single tiled learned detector
+    (:data:`LEARNED` or :data:`FUSED`)."""
     if spec not in DETECTOR_CHOICES:
         raise SuiteError(f"unknown detector choice {spec!r}; choose from "
                          f"{', '.join(DETECTOR_CHOICES)}")
+    if calibration is not None and spec not in LEARNED + FUSED:
+        raise SuiteError(f"--calibration sets the thresholds of one tiled learned detector "
+                         f"({', '.join(LEARNED + FUSED)}), not of {spec!r}")
     classical = [_make(n, "classical") for n in CLASSICAL]
     if spec == "classical":
         return Suite(mode="classical", members=classical)
     if spec in LEARNED or spec in FUSED:
-        return Suite(mode=spec, members=[_learned(spec)])
+        kwargs = {} if calibration is None else {"photo_calibration": calibration}
+        return Suite(mode=spec, members=[_learned(spec, **kwargs)])
     if spec in LINEAR:
         return Suite(mode=spec, members=[_linear(spec)])
     if spec == "auto":

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from .commands import (
+    calibration_option,
     check_suite,
     detector_option,
     fail,
@@ -278,11 +279,12 @@ def _print_result(r: ScanResult) -> None:
 @detector_option
 @fpr_option
 @threshold_option
+@calibration_option
 @max_pixels_option
 def watch(directory: Path, webhook: str | None, command: str | None, log: Path | None,
           debounce: float, no_recursive: bool, scan_existing: bool, min_verdict: str,
           quiet: bool, detector: str, fpr: float | None, threshold: float | None,
-          max_pixels: int) -> None:
+          calibration: Path | None, max_pixels: int) -> None:
     """Scan new and changed images in DIRECTORY as they arrive; raise alerts.
 
     Runs until Ctrl-C or SIGTERM. Without --log, --webhook or --exec, alerts are printed only.
@@ -293,7 +295,8 @@ def watch(directory: Path, webhook: str | None, command: str | None, log: Path |
         fail("--exec needs a command")
     from ..runtime import tune_malloc
 
-    scanner = check_suite(make_options(detector, fpr, threshold, max_pixels))
+    scanner = check_suite(make_options(detector, fpr, threshold, max_pixels,
+                                       calibration=calibration))
     tune_malloc()
     sink = AlertSink(log=log, webhook=webhook, command=command)
     watcher = Watcher(directory, scanner, sink, debounce=debounce,

@@ -213,7 +213,8 @@ class CNNDetector:
 
     def __init__(self, model: str | Path = "default", *, tile: int | None = None,
                  bf16: bool = True, jit: bool = False, threads: int | None = None,
-                 batch: int = 32, malloc_tune: bool = True, device: str = "cpu") -> None:
+                 batch: int = 32, malloc_tune: bool = True, device: str = "cpu",
+                 photo_calibration: str | Path | None = None) -> None:
         self.path = resolve_model(model)
         net, self.meta = load_model(self.path)
         if threads:
@@ -230,8 +231,9 @@ class CNNDetector:
         self.runner = _Runner(net, bf16=bf16, jit=jit, device=device)
         #: The covers' tail slope, for the image statistic's size correction.
         self.tail_slope = tail_slope(self.raw_thresholds, self.calibration.a)
-        #: Thresholds of the image statistic measured on whole photographs (or ``None``).
-        self.photo_calibration = load_photo_calibration(self.path)
+        #: Thresholds of the image statistic measured on whole photographs (or ``None``):
+        #: the file ``photo_calibration`` if given, else the one shipped beside the weights.
+        self.photo_calibration = load_photo_calibration(self.path, photo_calibration)
 
     @property
     def thresholds(self) -> dict[str, float]:
