@@ -134,8 +134,8 @@ def main() -> None:
               + ", ".join(f"{f:g}: {cal.raw_at_fpr(f):.2f} (tiles {tile_thr[f]:.2f})"
                           for f in FPRS))
         cells: dict[str, list[str]] = {"tiles": [], "photos": []}
-        cells["tiles"].append(" / ".join(f"{tile_val[f]:.3f}" for f in FPRS) + " (in-sample "
-                              "tiles)")
+        cells["tiles"].append(" / ".join(f"{tile_val[f]:.3f}" for f in FPRS) + " (none held "
+                              "out)")
         cells["photos"].append(" / ".join(f"{lopo[f]:.3f}" for f in FPRS))
         if not args.no_test:
             test = photo_stats(name, "test", args.corpus, out)
@@ -151,13 +151,14 @@ def main() -> None:
         else:
             for kind in cells:
                 cells[kind] += ["", ""]
-        for kind, label in (("tiles", "validation tiles (before)"),
-                            ("photos", "validation photographs (Gumbel)")):
+        needed = any(tile_val[f] > f for f in FPRS)
+        for kind, label in (("tiles", "validation tiles" + (" (before)" if needed else "")),
+                            ("photos", "validation photographs (Gumbel"
+                             + ("" if needed else ", not shipped") + ")")):
             lines.append(f"| `{name}` | {label} | " + " | ".join(cells[kind]) + " |")
         # the fit replaces the tile thresholds only where those fail on the validation
-        # photographs: a Gumbel fitted to a body skewed the other way (pretrained: clean
-        # photographs far below the tile thresholds) puts its tail beyond all the data
-        needed = any(tile_val[f] > f for f in FPRS)
+        # photographs (``needed``): a Gumbel fitted to a body skewed the other way (pretrained:
+        # clean photographs far below the tile thresholds) puts its tail beyond all the data
         decisions.append(f"`{name}`: " + (
             "photo fit shipped (the tile thresholds flag " if needed else
             "tile thresholds kept (they flag ")
@@ -185,7 +186,8 @@ def main() -> None:
                 "from a Gumbel fit of the statistic on whole clean validation photographs, each "
                 "photograph weighing the same (now shipped as `<model>.photos.json`). The "
                 "held-out columns refit without one package and apply the thresholds to it, so "
-                "the tile row's validation column is in-sample and the photo row's is not. "
+                "the tile row's validation column is not held out (its thresholds come from the "
+                "same photographs' tiles) and the photo row's is. "
                 "Test: 44 clean files (36 photographs); LSB matching over the whole photograph, "
                 "random positions, seeded per photo.\n\n" + table + "\n\n"
                 + "\n".join(f"* {d}" for d in decisions) + "\n")
