@@ -166,6 +166,11 @@ def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path) -> None:
     shipped = Scanner(ScanOptions(detector="cnn")).suite.members[0].detector
     assert learned_threshold(shipped, 0.01) != pytest.approx(learned_threshold(det.detector,
                                                                                0.01))
+    # the summary line says where the thresholds come from
+    assert "(fitted on 12 of your images)" in Scanner(ScanOptions(
+        detector="cnn", calibration=str(fit_file))).thresholds.describe()
+    assert "validation photographs)" in Scanner(ScanOptions(detector="cnn")
+                                                ).thresholds.describe()
     img = str(photos / "p0.png")
     ok = CliRunner().invoke(scan, [img, "--detector", "cnn", "--calibration", str(fit_file),
                                    "--format", "jsonl"])

@@ -125,6 +125,16 @@ def _thumbnail(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _threshold_source(detector: object) -> str:
+    """Where a learned detector's thresholds come from, for the label (``""`` if unknown)."""
+    cal = getattr(detector, "photo_calibration", None)
+    if cal is not None:
+        n = cal.info.get("photos", "?")
+        return (f" (fitted on {n} validation photographs)" if cal.info.get("split") == "val"
+                else f" (fitted on {n} of your images)")
+    return " (validation tiles)" if hasattr(detector, "tile_raw_at_fpr") else ""
+
+
 class Scanner:
     """Detector suite + thresholds; scans bytes or paths into :class:`ScanResult` objects."""
 
@@ -149,7 +159,8 @@ class Scanner:
                 parts.append(f"classical payload >= {out[g][0]:.3g} bpp")
             else:
                 det = next(m.detector for m in self.suite.members if m.name == g)
-                parts.append(f"{g} >= {learned_threshold(det, fpr / k):.4g}")
+                parts.append(f"{g} >= {learned_threshold(det, fpr / k):.4g}"
+                             + _threshold_source(det))
         head = (f"score >= {t:g} (FPR {fpr:.3g})" if t is not None
                 else f"FPR {fpr:g} (score >= {alert_score:.3g})")
         return Thresholds(out, fpr=fpr, label=f"{head}: " + ", ".join(parts),
