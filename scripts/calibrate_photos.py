@@ -104,7 +104,10 @@ def main() -> None:
     ap.add_argument("--write", action="store_true", help="Save the fits beside the weights.")
     ap.add_argument("--bench", action="store_true", help="Write BENCHMARKS.md's section.")
     args = ap.parse_args()
+    if args.bench and (set(args.detectors) != set(TILED) or args.no_test):
+        ap.error("--bench writes the whole section: give every detector and the test split")
     out = Path(args.out)
+    test_counts: list[str] = []
     command = "python " + " ".join(shlex.quote(a) for a in
                                    [str(Path(sys.argv[0]).relative_to(ROOT)
                                         if Path(sys.argv[0]).is_absolute() else sys.argv[0]),
@@ -140,6 +143,7 @@ def main() -> None:
         if not args.no_test:
             test = photo_stats(name, "test", args.corpus, out)
             traw, tgroups, _ = _arrays(test)
+            test_counts.append(f"{len(traw)} clean files ({len(set(tgroups))} photographs)")
             stego = {r: _arrays(photo_stats(name, "test", args.corpus, out, "lsbm", r))[0]
                      for r in RATES}
             for kind, thr in (("tiles", tile_thr), ("photos",
@@ -188,8 +192,8 @@ def main() -> None:
                 "held-out columns refit without one package and apply the thresholds to it, so "
                 "the tile row's validation column is not held out (its thresholds come from the "
                 "same photographs' tiles) and the photo row's is. "
-                "Test: 44 clean files (36 photographs); LSB matching over the whole photograph, "
-                "random positions, seeded per photo.\n\n" + table + "\n\n"
+                f"Test: {test_counts[0] if test_counts else '-'}; LSB matching over the whole "
+                "photograph, random positions, seeded per photo.\n\n" + table + "\n\n"
                 + "\n".join(f"* {d}" for d in decisions) + "\n")
         replace_section(ROOT / "BENCHMARKS.md", "## Photo calibration", text)
 

@@ -411,7 +411,7 @@ holds the calibration.
 ## Test-split metrics (tile logits, shipped inference path: bf16 body, eager channels-last)
 
 {_table(results, meta)}{btxt}
-Measured false-positive rate of the shipped thresholds on test cover tiles (thresholds set on
+Measured false-positive rate of the tile thresholds on test cover tiles (thresholds set on
 validation {meta.get('val_tile', tsize)}² tiles): 128²:
 {results['128']['fpr_at_shipped_thresholds']}, 256²: {results['256']['fpr_at_shipped_thresholds']}.
 

@@ -265,7 +265,8 @@ def report(info: dict, results: dict, speed: dict[str, float], secs: float) -> s
         "128² ones):", "",
         *_table({nm: {f"{k} 256": {"auc": v} for k, v in rows.items()}
                  for nm, rows in info["validation_auc_256"].items()}, 256), "",
-        "Measured FPR of the shipped per-FPR thresholds (set on validation cover tiles) on the "
+        "Measured FPR of the per-FPR tile thresholds (set on validation cover tiles; scan uses "
+        "the photograph fit, <model>.photos.json, where there is one) on the "
         f"test covers: {info['test_fpr_of_thresholds']}.", "",
         "Speed, tiles of 256² per second, `detect` on one 2048² image (64 tiles), same run: "
         + ", ".join(f"{k} {v:.0f}" for k, v in speed.items()) + ".",

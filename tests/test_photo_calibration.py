@@ -52,6 +52,26 @@ def test_every_photograph_weighs_the_same() -> None:
         fit_gumbel([1.0, 1.0, 1.0])
 
 
+def test_gumbel_fit_is_the_likelihood_optimum_under_very_uneven_weights() -> None:
+    """One far point with a tiny weight (a group of thousands of files) pushed the root of
+    the likelihood equation past the search bracket, and the fit came back at its edge."""
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(2)
+    x = np.r_[rng.gumbel(0.0, 1.0, 36), -100.0]
+    w = np.r_[np.ones(36), 1e-3]
+
+    def nll(mu: float, beta: float) -> float:
+        z = (x - mu) / beta
+        return float(np.sum(w * (np.log(beta) + z + np.exp(-np.clip(z, -700, 700)))))
+
+    mu, beta = fit_gumbel(x, w)
+    best = minimize(lambda p: nll(p[0], math.exp(p[1])), [0.0, 0.0], method="Nelder-Mead",
+                    options={"xatol": 1e-10, "fatol": 1e-12, "maxiter": 10_000})
+    assert nll(mu, beta) <= best.fun + 1e-6
+    assert PhotoCalibration(mu, beta, "d").fpr_of_raw(-1e6) == 1.0  # no overflow
+
+
 def test_sidecar_round_trip_and_refuses_other_weights(tmp_path: Path) -> None:
     model = tmp_path / "m.safetensors"
     model.write_bytes(b"weights v1")
@@ -136,7 +156,9 @@ def test_shipped_tiled_detectors_carry_a_current_photo_fit() -> None:
         assert side.name.removesuffix(".photos.json") in paths, side.name
 
 
-def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path) -> None:
+def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
     """``python -m stegshield.scan.calibrate DIR --detector cnn --fit F`` then
     ``scan --calibration F``: the scan thresholds with the user's fit; a fit for other
     weights, or for a detector it cannot set, is refused with exit 2."""
@@ -176,10 +198,55 @@ def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path) -> None:
                                    "--format", "jsonl"])
     assert ok.exit_code in (0, 1), ok.output
     wrong = CliRunner().invoke(scan, [img, "--thorough", "--calibration", str(fit_file)])
-    assert wrong.exit_code == 2 and "other weights" in wrong.output
+    assert wrong.exit_code == 2 and "--calibration cnn-fit.json: fitted on other weights" in \
+        wrong.output and "made for --detector cnn" in wrong.output
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"law": "gumbel", "mu": 1.0, "beta": 1.0}))
+    broken = CliRunner().invoke(scan, [img, "--detector", "cnn", "--calibration", str(bad)])
+    assert broken.exit_code == 2 and "no field 'sha256'" in broken.output
+    assert "Traceback" not in broken.output
     classical = CliRunner().invoke(scan, [img, "--detector", "classical", "--calibration",
                                           str(fit_file)])
     assert classical.exit_code == 2 and "--calibration" in classical.output
+    for args in (["--detector", "srm"], ["--detector", "pretrained"],  # no fit for these
+                 ["--detector", "cnn", "--corpus", str(tmp_path)],  # tiles: needs --photos
+                 ["--detector", "cnn", "--corpus", str(tmp_path), "--photos"]):  # train split
+        with pytest.raises(SystemExit) as exc:
+            calibrate.main([str(photos), *args, "--fit", str(tmp_path / "x.json")])
+        assert exc.value.code == 2 and not (tmp_path / "x.json").exists(), args
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "junk.png").write_bytes(b"not an image")
     with pytest.raises(SystemExit) as exc:
-        calibrate.main([str(photos), "--detector", "srm", "--fit", str(tmp_path / "x.json")])
-    assert exc.value.code == 2 and not (tmp_path / "x.json").exists()
+        calibrate.main([str(empty), "--detector", "cnn", "--fit", str(tmp_path / "x.json")])
+    assert exc.value.code == 2
+    assert "got 0 from 1 files (1 unreadable)" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # an output folder that does not exist
+        calibrate.main([str(photos), "--detector", "cnn", "--fit",
+                        str(tmp_path / "no" / "x.json")])
+    assert exc.value.code == 2 and "cannot write" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("detector", ["cnn", "fused"])
+def test_block_scanning_keeps_the_statistic_the_thresholds_were_fitted_on(
+        detector: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images over BLOCK_PIXELS are scanned block by block; a tiled detector's blocks must
+    combine into the whole image's largest-tile statistic (the one its photo fit describes),
+    not into an average of block scores (a 4300² LSB-matching photo read FPR 0.037 instead of
+    0.023)."""
+    from stegshield.analysis.synthetic import lsb_match
+    from stegshield.scan import suite as suite_mod
+
+    from imagegen import natural_like
+
+    # sides whose remainders after 256-px tiles are >= 128 px, so that blocks and the whole
+    # image cut the same tiles (a thinner edge strip joins a different neighbour)
+    x = lsb_match(natural_like(1224, 968, channels=3, seed=3), 0.2,
+                  np.random.default_rng(0))
+    s = suite_mod.build_suite(detector)
+    whole = s.analyse(x)
+    monkeypatch.setattr(suite_mod, "BLOCK_PIXELS", 512 * 512)
+    monkeypatch.setattr(suite_mod, "BLOCK_SIDE", 512)
+    blocks = s.analyse(x)
+    assert blocks.fprs[detector] == pytest.approx(whole.fprs[detector], rel=1e-6)
+    assert blocks.stats[detector] == pytest.approx(whole.stats[detector], rel=1e-6)

@@ -9,6 +9,8 @@ tiles (the sum rule of Kittler, Hatef, Duin & Matas, "On combining classifiers",
 per-FPR thresholds from validation cover tiles, and the image's statistic is the largest tile
 score shifted by ``-ln(n) / a`` with ``a`` the covers' tail slope
 (:func:`.cnn.calibration.aggregate_max`, :func:`.cnn.calibration.tail_slope`), as the CNN's.
+``scan`` thresholds that statistic with the Gumbel fit on whole validation photographs beside
+the model (``<model>.photos.json``, :mod:`.photo_calibration`) when there is one.
 
 The fusion is stored as a :class:`~.linear.LinearModel` over the members' logits (feature set
 ``fusion``: ``mean``/``scale`` = the validation covers' mean and spread, ``coef`` = weights) in

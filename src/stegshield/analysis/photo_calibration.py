@@ -3,8 +3,8 @@
 A tiled detector (CNN, fusion) reports the largest tile score minus ``ln(n) / a``
 (:func:`.cnn.calibration.aggregate_max`).  Its tile thresholds come from validation cover
 *tiles*; the size correction assumes independent tiles with the covers' tail, and within one
-photograph they are neither: at its 1 % threshold the shipped thorough CNN flagged 12.9 % of the
-clean validation photographs (docs/SCAN.md, "Limits").
+photograph they are neither: at its 1 % tile threshold the shipped thorough CNN flagged 12.9 %
+of the clean validation files (docs/SCAN.md, "Thresholds fitted on whole photographs").
 
 This module sets the thresholds on the statistic itself, measured on whole clean validation
 photographs.  The largest of many scores with an exponential upper tail follows a Gumbel law
@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["PhotoCalibration", "drop_stale", "file_digest", "fit_gumbel",
+__all__ = ["PhotoCalibration", "PhotoCalibrationError", "drop_stale", "file_digest", "fit_gumbel",
            "load_photo_calibration", "photo_weights", "sidecar_path"]
 
 #: Fewer clean photographs than this give no fit (two parameters, a tail to extrapolate).
@@ -73,7 +73,7 @@ def fit_gumbel(x: Sequence[float], weights: Sequence[float] | None = None
     w = np.ones_like(v) if weights is None else np.asarray(weights, float)
     keep = np.isfinite(v) & np.isfinite(w) & (w > 0)
     v, w = v[keep], w[keep] / w[keep].sum()
-    if v.size < 3 or float(v.max() - v.min()) <= 0:
+    if v.size < 3 or float(v.max() - v.min()) <= 1e-9 * max(1.0, float(np.abs(v).max())):
         raise ValueError("a Gumbel fit needs at least 3 distinct finite values")
     c = v - float(np.sum(w * v))  # centred: the equation is shift-free
     mean_c, cmin = 0.0, float(c.min())
@@ -84,8 +84,10 @@ def fit_gumbel(x: Sequence[float], weights: Sequence[float] | None = None
 
     sd = math.sqrt(float(np.sum(w * c * c)))
     lo, hi = sd * 1e-3, sd * 10.0
-    while g(lo) > 0 and lo > 1e-12:  # g rises from negative to positive in beta
+    while g(lo) > 0 and lo > sd * 1e-15:  # g rises from negative to positive in beta
         lo /= 10.0
+    while g(hi) <= 0 and hi < sd * 1e15:  # very uneven weights can push the root past 10 sd
+        hi *= 10.0
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         if g(mid) > 0:
@@ -133,7 +135,8 @@ class PhotoCalibration:
 
     def fpr_of_raw(self, raw: float) -> float:
         """The fitted share of clean photographs whose statistic is at least ``raw``."""
-        return float(-math.expm1(-math.exp(-(float(raw) - self.mu) / self.beta)))
+        z = min(-(float(raw) - self.mu) / self.beta, 700.0)  # beyond: 1.0 to the last bit
+        return float(-math.expm1(-math.exp(z)))
 
     def to_json(self) -> dict[str, Any]:
         return {"law": "gumbel", "mu": self.mu, "beta": self.beta, "sha256": self.digest,
@@ -160,6 +163,10 @@ class PhotoCalibration:
         return out
 
 
+class PhotoCalibrationError(ValueError):
+    """A photograph calibration that cannot be used (unreadable, or for other weights)."""
+
+
 def load_photo_calibration(model_path: str | Path, path: str | Path | None = None
                            ) -> PhotoCalibration | None:
     """The photograph calibration of the weights ``model_path``: the file ``path`` (e.g. a fit
@@ -173,11 +180,20 @@ def load_photo_calibration(model_path: str | Path, path: str | Path | None = Non
         return None
     try:
         cal = PhotoCalibration.from_json(json.loads(side.read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{side.name}: unreadable photo calibration ({exc})") from exc
+    except KeyError as exc:
+        raise PhotoCalibrationError(f"{side.name}: unreadable photo calibration (no field "
+                                    f"{exc})") from exc
+    except (OSError, ValueError, TypeError) as exc:
+        raise PhotoCalibrationError(f"{side.name}: unreadable photo calibration ({exc})"
+                                    ) from exc
     if cal.digest != file_digest(model_path):
-        raise ValueError(f"{side.name}: fitted on other weights than {Path(model_path).name}; "
-                         "refit it (scripts/calibrate_photos.py) or delete it")
+        made_for = cal.info.get("detector")
+        fix = ("refit it with python -m stegshield.scan.calibrate DIR --detector NAME --fit "
+               f"{side.name}" if path is not None else
+               "refit it (scripts/calibrate_photos.py --write) or delete it")
+        raise PhotoCalibrationError(
+            f"{side.name}: fitted on other weights than {Path(model_path).name}"
+            + (f" (made for --detector {made_for})" if made_for else "") + f"; {fix}")
     return cal
 
 
@@ -189,7 +205,7 @@ def drop_stale(model_path: str | Path) -> bool:
     try:
         if load_photo_calibration(model_path) is not None:
             return False
-    except ValueError:
+    except PhotoCalibrationError:
         side.unlink()
         return True
     return False

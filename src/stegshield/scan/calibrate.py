@@ -40,6 +40,7 @@ from ..datasets.debian import RESERVED_PACKAGES
 from ..imaging import ImageError
 from .loader import load_for_scan
 from .scanner import MIN_PIXELS, MIN_SIDE, Scanner, ScanOptions, iter_image_paths
+from .suite import CALIBRATABLE
 from .thresholds import classical_threshold
 
 __all__ = ["DEFAULT_FPRS", "corpus_images", "cover_stats", "quantile_table"]
@@ -104,7 +105,7 @@ def cover_stats(paths: Sequence[str], detector: str = "classical",
 
 
 #: Detectors whose image statistic ``--fit`` can calibrate (tiled: largest tile, size-corrected).
-FIT_DETECTORS = ("cnn", "cnn-thorough", "pretrained", "fused", "fused-thorough")
+FIT_DETECTORS = CALIBRATABLE
 
 
 def fit_photos(items: Sequence[tuple[str, str]], detector: str,
@@ -120,19 +121,30 @@ def fit_photos(items: Sequence[tuple[str, str]], detector: str,
     det = get_detector(detector)
     raw: list[float] = []
     groups: list[str] = []
+    skipped: Counter[str] = Counter()
     for path, group in items:
         try:
             img = load_for_scan(Path(path).read_bytes(), 200_000_000)
         except (OSError, ImageError):
+            skipped["unreadable"] += 1
             continue
         if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+            skipped["too small"] += 1
             continue
         r = det.detect(img.pixels).raw
         if np.isfinite(r):
             raw.append(float(r))
             groups.append(group)
-    return PhotoCalibration.fit(raw, groups, file_digest(det.path),
-                                dict(info or {}, detector=detector)), det
+        else:
+            skipped[f"too small for {detector}"] += 1
+    try:
+        fit = PhotoCalibration.fit(raw, groups, file_digest(det.path),
+                                   dict(info or {}, detector=detector))
+    except ValueError as exc:
+        why = ", ".join(f"{n} {k}" for k, n in skipped.items())
+        raise ValueError(f"{exc} from {len(items)} files" + (f" ({why})" if why else "")
+                         ) from exc
+    return fit, det
 
 
 def quantile_table(scores: Sequence[float], fprs: Sequence[float] = DEFAULT_FPRS,
@@ -168,6 +180,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "law; tiled learned detectors only) and write it to FILE, for "
                          "scan --calibration FILE")
     args = ap.parse_args(argv)
+    if args.fit:
+        if args.corpus and not args.photos:
+            ap.exit(2, "stegshield.scan.calibrate: --fit describes whole photographs: add "
+                       "--photos (tiles are what the shipped tile thresholds measured)\n")
+        if args.corpus and "train" in args.splits.split(","):
+            ap.exit(2, "stegshield.scan.calibrate: the shipped detectors were trained on the "
+                       "corpus' train photographs: fit on --splits val\n")
     items = [(str(p), str(p)) for p in iter_image_paths(args.dirs, recursive=True)]
     for c in args.corpus:
         items += corpus_images(c, args.splits.split(","), args.tile, args.photos)
@@ -185,7 +204,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "date": dt.date.today().isoformat()})
         except ValueError as exc:
             ap.exit(2, f"stegshield.scan.calibrate: {exc}\n")
-        out = fit.write(args.fit)
+        try:
+            out = fit.write(args.fit)
+        except OSError as exc:
+            ap.exit(2, f"stegshield.scan.calibrate: cannot write {args.fit}: "
+                       f"{exc.strerror or exc}\n")
         print(json.dumps({"fit": str(out), "detector": args.detector, "model": det.path.name,
                           "mu": fit.mu, "beta": fit.beta, "files": fit.info["files"],
                           "photos": fit.info["photos"],

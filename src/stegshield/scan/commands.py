@@ -88,7 +88,7 @@ calibration_option = click.option(
     "--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
     help="Thresholds fitted on your own clean photographs (python -m stegshield.scan.calibrate "
     "DIR --detector NAME --fit FILE) for one tiled learned detector: cnn, cnn-thorough, "
-    "pretrained, fused or fused-thorough.")
+    "fused or fused-thorough.")
 max_pixels_option = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=DEFAULT_MAX_PIXELS, show_default=True,
     help="Refuse images with more pixels than this (decompression-bomb guard).")
@@ -105,7 +105,7 @@ def make_options(detector: str, fpr: float | None, threshold: float | None,
         fail("give either --fpr or --threshold, not both")
     return ScanOptions(detector=detector, fpr=DEFAULT_FPR if fpr is None else fpr,
                        threshold=threshold, max_pixels=max_pixels, thumbnails=thumbnails,
-                       calibration=None if calibration is None else str(calibration))
+                       calibration=None if calibration is None else str(calibration.resolve()))
 
 
 def check_suite(options: ScanOptions) -> Scanner:

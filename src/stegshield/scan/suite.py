@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..analysis import Calibration, DetectionResult, Detector, available_detectors, get_detector
+from ..analysis.photo_calibration import PhotoCalibrationError
 from .choices import DETECTOR_CHOICES
 from .thresholds import (
     classical_fpr,
@@ -85,6 +86,9 @@ LEARNED = ("cnn", "cnn-thorough", "pretrained")
 LINEAR = ("structural", "spam", "srm", "srm-lsbm")
 #: A CNN and linear detectors summed per tile: learned detectors, on request only.
 FUSED = ("fused", "fused-thorough")
+#: Detectors whose thresholds a photograph fit can set (``--calibration``); ``pretrained`` is
+#: tiled too, but a Gumbel law does not describe its clean statistics (docs/SCAN.md).
+CALIBRATABLE = ("cnn", "cnn-thorough", "fused", "fused-thorough")
 #: Images above this many pixels are analysed in blocks (bounded memory for any size).
 BLOCK_PIXELS = 4096 * 4096
 #: Block side (a multiple of every detector's tile size, so tile maps stitch exactly).
@@ -296,7 +300,7 @@ class Suite:
         for m in self.members:
             tile = int(getattr(m.detector, "tile", 0) or 0)
             cal = getattr(m.detector, "calibration", None)
-            raws, scores, pays, weights = [], [], [], []
+            raws, scores, pays, weights, counts = [], [], [], [], []
             grid: list[list[np.ndarray | None]] = []
             for y in range(0, h, s):
                 row: list[np.ndarray | None] = []
@@ -309,14 +313,28 @@ class Suite:
                     scores.append(float(res.score))
                     pays.append(np.nan if res.payload_bpp is None else float(res.payload_bpp))
                     row.append(_tile_scores(m.name, m.detector, res))
+                    tm = res.tile_map
+                    counts.append(0 if tm is None else int(np.isfinite(tm).sum())
+                                  * (len(res.channels) if res.channels else 1))
                 grid.append(row)
             wts, raw_a = np.asarray(weights), np.asarray(raws)
             ok = np.isfinite(raw_a)
             raw = float(np.average(raw_a[ok], weights=wts[ok])) if ok.any() else math.nan
+            slope = getattr(m.detector, "tail_slope", None)
+            n_a = np.asarray(counts, dtype=np.float64)
+            tiled = slope is not None and bool((ok & (n_a > 0)).any())
+            if tiled:
+                # a tiled detector's statistic is the largest tile minus ln(n)/a: undo each
+                # block's shift and apply the whole image's: the statistic of the image scanned
+                # at once, which its thresholds describe (exactly, as blocks are whole tiles,
+                # unless an edge strip under 128 px joins another neighbour than it would)
+                okb = ok & (n_a > 0)
+                raw = float(np.max(raw_a[okb] + np.log(n_a[okb]) / slope)
+                            - math.log(n_a[okb].sum()) / slope)
             # payload estimators and the linear detectors average per-pixel features, so the
-            # whole image's statistic is the pixel-weighted mean of the blocks' (a CNN's
-            # block scores are maxima over tiles and are averaged as scores)
-            if cal is not None and (m.group != "learned" or m.name in LINEAR) and ok.any():
+            # whole image's statistic is the pixel-weighted mean of the blocks'
+            if cal is not None and ok.any() and (tiled or m.group != "learned"
+                                                 or m.name in LINEAR):
                 score = float(cal(raw))
             else:
                 score = float(np.average(np.asarray(scores), weights=wts))
@@ -345,6 +363,10 @@ def _learned(name: str, **kwargs: Any) -> _Member:
         return _make(name, "learned", **kwargs)
     except SuiteError:
         raise
+    except PhotoCalibrationError as exc:
+        if "photo_calibration" in kwargs:  # the user's file, not the detector, is wrong
+            raise SuiteError(f"--calibration {exc}") from exc
+        raise SuiteError(f"the {name} detector could not be loaded: {exc}") from exc
     except Exception as exc:
         raise SuiteError(f"the {name} detector could not be loaded: "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
@@ -369,14 +391,14 @@ def build_suite(spec: str = "auto", calibration: str | Path | None = None) -> Su
     """Build the detector suite for a ``--detector`` choice, or raise :class:`SuiteError`.
 
     ``calibration``: a photograph calibration file (``python -m stegshield.scan.calibrate
-    --fit``) that replaces the shipped thresholds of a single tiled learned detector
-    (:data:`LEARNED` or :data:`FUSED`)."""
+    --fit``) that replaces the shipped thresholds of a single detector of
+    :data:`CALIBRATABLE`."""
     if spec not in DETECTOR_CHOICES:
         raise SuiteError(f"unknown detector choice {spec!r}; choose from "
                          f"{', '.join(DETECTOR_CHOICES)}")
-    if calibration is not None and spec not in LEARNED + FUSED:
+    if calibration is not None and spec not in CALIBRATABLE:
         raise SuiteError(f"--calibration sets the thresholds of one tiled learned detector "
-                         f"({', '.join(LEARNED + FUSED)}), not of {spec!r}")
+                         f"({', '.join(CALIBRATABLE)}), not of {spec!r}")
     classical = [_make(n, "classical") for n in CLASSICAL]
     if spec == "classical":
         return Suite(mode="classical", members=classical)

@@ -153,7 +153,7 @@ def models(as_json: bool) -> None:
     from ..analysis.features.srm import DEFAULT_SRM, DEFAULT_SRM_LSBM
     from ..analysis.fusion import FUSED_MODELS, read_fusion_params
     from ..analysis.linear import shipped_linear
-    from ..analysis.photo_calibration import sidecar_path
+    from ..analysis.photo_calibration import load_photo_calibration
     from ..analysis.pretrained import DEFAULT_PRETRAINED
     from ..analysis.structural.learned import DEFAULT_STRUCTURAL
 
@@ -179,7 +179,10 @@ def models(as_json: bool) -> None:
               "tile": None, "metrics": _per_tile(meta.get("test_metrics", {}))}
              for name, path, meta in shipped_linear()]
     for r in rows:  # scan's thresholds: fitted on validation photographs, or on tiles
-        r["thresholds"] = "photos" if sidecar_path(r["path"]).exists() else "tiles"
+        try:
+            r["thresholds"] = "photos" if load_photo_calibration(r["path"]) else "tiles"
+        except ValueError:  # scan refuses it: say so
+            r["thresholds"] = "photos (stale: refit with scripts/calibrate_photos.py --write)"
     if as_json:
         click.echo(json.dumps([dict(r, path=str(r["path"])) for r in rows], indent=2))
         return

@@ -244,11 +244,11 @@ class CNNDetector:
     def threshold_at_fpr(self, fpr: float) -> float:
         """Score threshold for a false-positive rate ``fpr`` of the image statistic.
 
-        With a photograph calibration beside the weights
-        (:mod:`stegshield.analysis.photo_calibration`): its Gumbel quantile, measured on whole
-        clean validation photographs.  Without one: the tile thresholds
-        (:meth:`tile_raw_at_fpr`), which the size correction only roughly carries over to
-        whole images."""
+        With a photograph calibration (:mod:`stegshield.analysis.photo_calibration`; the one
+        shipped beside the weights, fitted on whole clean validation photographs, or a fit on
+        your own given as ``photo_calibration``): its Gumbel quantile.  Without one: the tile
+        thresholds (:meth:`tile_raw_at_fpr`), which the size correction only roughly carries
+        over to whole images."""
         if self.photo_calibration is not None:
             return self.calibration(self.photo_calibration.raw_at_fpr(fpr))
         return self.calibration(self.tile_raw_at_fpr(fpr))
