@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 export MALLOC_MMAP_MAX_ := 0
 export MALLOC_TRIM_THRESHOLD_ := 100000000000
 
-.PHONY: demo test lint bench train train-linear train-pretrained compare clean browser lock
+.PHONY: demo test lint bench train train-linear train-pretrained calibrate-photos compare clean browser lock
 
 # requirements.lock pins every dependency's version (regenerate with `make lock`).
 $(STAMP): pyproject.toml requirements.lock
@@ -50,6 +50,13 @@ train-linear: $(STAMP)
 	$(PY) scripts/train_linear.py --detector srm-lsbm --ship
 	$(PY) scripts/train_fusion.py --name fused-light-gray --cnn light-gray --linear spam --linear srm:srm-lsbm --ship
 	$(PY) scripts/train_fusion.py --name fused-light-thorough --cnn light-thorough --linear srm --linear srm:srm-lsbm --linear spam --ship
+	$(MAKE) calibrate-photos
+
+# Thresholds of the tiled detectors fitted on whole clean validation photographs (a few minutes
+# with the cache, ~30 without) -> <model>.photos.json beside the weights and BENCHMARKS.md
+# `## Photo calibration`; rerun after any of their weights change.
+calibrate-photos: $(STAMP)
+	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) scripts/calibrate_photos.py --write --bench
 
 # ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
 # the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping
@@ -59,6 +66,7 @@ train-pretrained: $(STAMP)
 	nice -n 5 $(VENV)/bin/stegshield train --covers .cache/corpus/gray --out out/train/effnet-ft --arch effnet-lite0 --arch-config '{"stem_stride": 1}' --init imagenet --lr 5e-4 --epochs 5 --rates 0.4,0.2 --stage-epochs 2 --early-algorithms lsbm,lsbr --alg-stage-epochs 1 --group-balance 0.5 --workers 1 --threads 2 --patience 4 --seed 1 --no-progress
 	$(MAKE) compare
 	$(PY) scripts/ship_pretrained.py --detector out/train/effnet-ft/detector.safetensors --label "pretrained fine-tuned, stride 1 (b)" --command "make train-pretrained"
+	$(MAKE) calibrate-photos
 
 # Every detector family on the same test pairs, one run -> BENCHMARKS.md `## Detector comparison`
 compare: $(STAMP)
