@@ -56,7 +56,7 @@ train-linear: $(STAMP)
 # with the cache, ~30 without) -> <model>.photos.json beside the weights and BENCHMARKS.md
 # `## Photo calibration`; rerun after any of their weights change.
 calibrate-photos: $(STAMP)
-	MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=100000000000 $(PY) scripts/calibrate_photos.py --write --bench
+	$(PY) scripts/calibrate_photos.py --write --bench
 
 # ImageNet EfficientNet-Lite0: (a) frozen features + logistic regression, (b) fine-tuned with
 # the stem stride removed (~80 min on 2 cores); then the side-by-side comparison and shipping

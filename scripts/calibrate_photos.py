@@ -120,7 +120,7 @@ def main() -> None:
     ]
     decisions: list[str] = []
     for name in args.detectors:
-        det = get_detector(name)
+        det = get_detector(name, photo_calibration=False)  # a stale fit must not block a refit
         val = photo_stats(name, "val", args.corpus, out)
         raw, groups, packages = _arrays(val)
         cal = PhotoCalibration.fit(raw, groups, file_digest(det.path), {

@@ -33,6 +33,8 @@ from stegshield.scan.calibrate import corpus_images  # noqa: E402
 from stegshield.scan.loader import load_for_scan  # noqa: E402
 from stegshield.scan.scanner import MIN_PIXELS, MIN_SIDE  # noqa: E402
 
+#: The tiled detectors (largest tile, size-corrected), which take a photo calibration.
+TILED = ("cnn", "cnn-thorough", "fused", "fused-thorough", "pretrained")
 DETECTORS = ("cnn", "cnn-thorough", "fused", "fused-thorough", "srm", "srm-lsbm", "spam",
              "structural", "pretrained")
 
@@ -55,7 +57,8 @@ def photo_stats(name: str, split: str, corpus: str, out_dir: Path, embed: str = 
     """Measure (or read from the cache) ``name``'s statistic on every photo of ``split``,
     clean or (``embed`` ``lsbm``/``lsbr`` at ``rate`` bpp) with random ±1 / LSB changes over
     the whole image, seeded per photo as ``scripts/eval_photos.py`` does."""
-    det = get_detector(name)
+    # the statistic does not depend on the thresholds; never load a (possibly stale) fit
+    det = get_detector(name, **({"photo_calibration": False} if name in TILED else {}))
     key = f"{split}-{name}-{_digest(det)}"
     if embed != "none" and rate > 0:
         key += f"-{embed}{rate:g}"

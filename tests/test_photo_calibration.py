@@ -128,6 +128,8 @@ def test_cnn_detector_thresholds_its_image_statistic_with_the_photo_fit(tmp_path
     save_model(p, build_model("light").eval(), {"arch": "light", "config": {}, "tile": 64})
     with pytest.raises(ValueError, match="other weights"):
         CNNDetector(p, **kw)
+    # the tools that measure and refit never load the fit, so a stale one cannot block them
+    assert CNNDetector(p, photo_calibration=False, **kw).photo_calibration is None
 
 
 def test_shipped_tiled_detectors_carry_a_current_photo_fit() -> None:
@@ -208,12 +210,31 @@ def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path,
     classical = CliRunner().invoke(scan, [img, "--detector", "classical", "--calibration",
                                           str(fit_file)])
     assert classical.exit_code == 2 and "--calibration" in classical.output
-    for args in (["--detector", "srm"], ["--detector", "pretrained"],  # no fit for these
-                 ["--detector", "cnn", "--corpus", str(tmp_path)],  # tiles: needs --photos
-                 ["--detector", "cnn", "--corpus", str(tmp_path), "--photos"]):  # train split
+    # a cover corpus: its 12 validation files from 10 source photographs (two pairs)
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "packages.json").write_text(json.dumps([{"package": "pk", "root": str(photos)}]))
+    (corpus / "manifest.jsonl").write_text("")
+    (corpus / "sources.jsonl").write_text("".join(
+        json.dumps({"file": f"p{i}.png", "group": f"g{min(i, 8 + (i - 8) // 2)}",
+                    "kept": True, "package": "pk",
+                    "split": "val"}) + "\n" for i in range(12)))
+    out = tmp_path / "corpus-fit.json"
+    calibrate.main(["--corpus", str(corpus), "--splits", "val", "--photos", "--detector",
+                    "cnn", "--fit", str(out)])
+    capsys.readouterr()
+    assert PhotoCalibration.from_json(json.loads(out.read_text())).info["photos"] == 10
+    for args, why in (
+            (["--detector", "srm"], "--fit calibrates one of"),
+            (["--detector", "pretrained"], "--fit calibrates one of"),
+            (["--detector", "cnn", "--corpus", str(corpus)], "--splits val"),
+            (["--detector", "cnn", "--corpus", str(corpus), "--splits", "val"], "--photos"),
+            (["--detector", "cnn", "--corpus", str(tmp_path / "none"), "--splits", "val",
+              "--photos"], "not a cover corpus")):
         with pytest.raises(SystemExit) as exc:
             calibrate.main([str(photos), *args, "--fit", str(tmp_path / "x.json")])
         assert exc.value.code == 2 and not (tmp_path / "x.json").exists(), args
+        assert why in capsys.readouterr().err, args
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "junk.png").write_bytes(b"not an image")
@@ -227,9 +248,11 @@ def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path,
     assert exc.value.code == 2 and "cannot write" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("detector", ["cnn", "fused"])
+@pytest.mark.parametrize(("detector", "shape"), [
+    ("cnn", (1224, 968)), ("fused", (1224, 968)), ("pretrained", (1100, 560)),
+    ("cnn", (1088, 1050)), ("fused", (1088, 1050))])  # edge strips of 64 and 26 px
 def test_block_scanning_keeps_the_statistic_the_thresholds_were_fitted_on(
-        detector: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        detector: str, shape: tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
     """Images over BLOCK_PIXELS are scanned block by block; a tiled detector's blocks must
     combine into the whole image's largest-tile statistic (the one its photo fit describes),
     not into an average of block scores (a 4300² LSB-matching photo read FPR 0.037 instead of
@@ -239,10 +262,7 @@ def test_block_scanning_keeps_the_statistic_the_thresholds_were_fitted_on(
 
     from imagegen import natural_like
 
-    # sides whose remainders after 256-px tiles are >= 128 px, so that blocks and the whole
-    # image cut the same tiles (a thinner edge strip joins a different neighbour)
-    x = lsb_match(natural_like(1224, 968, channels=3, seed=3), 0.2,
-                  np.random.default_rng(0))
+    x = lsb_match(natural_like(*shape, channels=3, seed=3), 0.2, np.random.default_rng(0))
     s = suite_mod.build_suite(detector)
     whole = s.analyse(x)
     monkeypatch.setattr(suite_mod, "BLOCK_PIXELS", 512 * 512)

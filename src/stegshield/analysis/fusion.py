@@ -133,10 +133,12 @@ class FusedDetector:
     min_judged_side = MIN_TILE_SIDE
 
     def __init__(self, model: str | Path = "fused-light-gray",
-                 photo_calibration: str | Path | None = None, **cnn_kwargs: Any) -> None:
+                 photo_calibration: str | Path | bool | None = None, **cnn_kwargs: Any
+                 ) -> None:
         """``photo_calibration``: a fit of this fusion's image statistic on other clean
-        photographs (default: the one shipped beside the model); ``cnn_kwargs`` go to the
-        CNN member."""
+        photographs (default: the one shipped beside the model; ``False``: none, the tile
+        thresholds); ``cnn_kwargs`` go to the CNN member (whose own fit is never loaded:
+        the fusion thresholds its own statistic)."""
         from .cnn.inference import CNNDetector, resolve_model
 
         self.path = _resolve(model)
@@ -153,14 +155,15 @@ class FusedDetector:
                              f"{', '.join(changed)}; refit it (scripts/train_fusion.py)")
         self.features = fusion_features(params)
         self.model = LinearModel.load(self.path, self.features)
-        self.cnn = CNNDetector(cnn_path, **cnn_kwargs)
+        self.cnn = CNNDetector(cnn_path, **dict(cnn_kwargs, photo_calibration=False))
         self.tile = self.cnn.tile
         self.calibration = self.model.calibration
         self._thr = FPRThresholds(self.model.raw_thresholds, self.calibration)
         #: The covers' tail slope, for the image statistic's size correction.
         self.tail_slope = tail_slope(self.model.raw_thresholds, self.calibration.a)
         #: Thresholds of the image statistic measured on whole photographs (or ``None``).
-        self.photo_calibration = load_photo_calibration(self.path, photo_calibration)
+        self.photo_calibration = (None if photo_calibration is False else
+                                  load_photo_calibration(self.path, photo_calibration or None))
 
     @property
     def thresholds(self) -> dict[float, float]:

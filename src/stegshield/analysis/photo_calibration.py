@@ -157,9 +157,13 @@ class PhotoCalibration:
         """Write the fit to ``out`` atomically (JSON); returns the path."""
         out = Path(out)
         tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
-        tmp.chmod(0o644)
-        tmp.replace(out)
+        try:
+            tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
+            tmp.chmod(0o644)
+            tmp.replace(out)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
         return out
 
 

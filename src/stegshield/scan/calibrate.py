@@ -118,7 +118,11 @@ def fit_photos(items: Sequence[tuple[str, str]], detector: str,
 
     if detector not in FIT_DETECTORS:
         raise ValueError(f"--fit calibrates one of {', '.join(FIT_DETECTORS)}, not {detector!r}")
-    det = get_detector(detector)
+    try:  # the shipped fit (possibly stale) plays no part in measuring the statistic
+        det = get_detector(detector, photo_calibration=False)
+    except Exception as exc:  # torch or weights missing, unreadable weights
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"the {detector} detector could not be loaded: {msg}") from exc
     raw: list[float] = []
     groups: list[str] = []
     skipped: Counter[str] = Counter()
@@ -139,7 +143,8 @@ def fit_photos(items: Sequence[tuple[str, str]], detector: str,
             skipped[f"too small for {detector}"] += 1
     try:
         fit = PhotoCalibration.fit(raw, groups, file_digest(det.path),
-                                   dict(info or {}, detector=detector))
+                                   dict(info or {}, detector=detector,
+                                        skipped=dict(sorted(skipped.items()))))
     except ValueError as exc:
         why = ", ".join(f"{n} {k}" for k, n in skipped.items())
         raise ValueError(f"{exc} from {len(items)} files" + (f" ({why})" if why else "")
@@ -181,15 +186,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                          "scan --calibration FILE")
     args = ap.parse_args(argv)
     if args.fit:
+        if args.corpus and args.splits != "val":
+            ap.exit(2, "stegshield.scan.calibrate: fit on the corpus' validation photographs "
+                       "only (--splits val): the detectors were trained on train, and test is "
+                       "for reports\n")
         if args.corpus and not args.photos:
             ap.exit(2, "stegshield.scan.calibrate: --fit describes whole photographs: add "
                        "--photos (tiles are what the shipped tile thresholds measured)\n")
-        if args.corpus and "train" in args.splits.split(","):
-            ap.exit(2, "stegshield.scan.calibrate: the shipped detectors were trained on the "
-                       "corpus' train photographs: fit on --splits val\n")
     items = [(str(p), str(p)) for p in iter_image_paths(args.dirs, recursive=True)]
     for c in args.corpus:
-        items += corpus_images(c, args.splits.split(","), args.tile, args.photos)
+        try:
+            items += corpus_images(c, args.splits.split(","), args.tile, args.photos)
+        except (OSError, ValueError, KeyError) as exc:
+            ap.exit(2, f"stegshield.scan.calibrate: {c}: not a cover corpus ({exc})\n")
     if args.limit and len(items) > args.limit:
         items = random.Random(args.seed).sample(items, args.limit)
     if args.fit:
@@ -211,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                        f"{exc.strerror or exc}\n")
         print(json.dumps({"fit": str(out), "detector": args.detector, "model": det.path.name,
                           "mu": fit.mu, "beta": fit.beta, "files": fit.info["files"],
-                          "photos": fit.info["photos"],
+                          "photos": fit.info["photos"], "skipped": fit.info["skipped"],
                           "thresholds": {f"{f:g}": fit.raw_at_fpr(f) for f in DEFAULT_FPRS}},
                          indent=1))
         return

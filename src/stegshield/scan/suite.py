@@ -302,10 +302,10 @@ class Suite:
             cal = getattr(m.detector, "calibration", None)
             raws, scores, pays, weights, counts = [], [], [], [], []
             grid: list[list[np.ndarray | None]] = []
-            for y in range(0, h, s):
+            for y0, y1 in _block_edges(h, s):
                 row: list[np.ndarray | None] = []
-                for x in range(0, w, s):
-                    block = pixels[y:y + s, x:x + s]
+                for x0, x1 in _block_edges(w, s):
+                    block = pixels[y0:y1, x0:x1]
                     res = m.detector.detect(block)
                     wgt = float(block.shape[0] * block.shape[1])
                     weights.append(wgt)
@@ -321,16 +321,15 @@ class Suite:
             ok = np.isfinite(raw_a)
             raw = float(np.average(raw_a[ok], weights=wts[ok])) if ok.any() else math.nan
             slope = getattr(m.detector, "tail_slope", None)
-            n_a = np.asarray(counts, dtype=np.float64)
-            tiled = slope is not None and bool((ok & (n_a > 0)).any())
+            tiled = slope is not None and bool((ok & (np.asarray(counts) > 0)).any())
             if tiled:
-                # a tiled detector's statistic is the largest tile minus ln(n)/a: undo each
-                # block's shift and apply the whole image's: the statistic of the image scanned
-                # at once, which its thresholds describe (exactly, as blocks are whole tiles,
-                # unless an edge strip under 128 px joins another neighbour than it would)
-                okb = ok & (n_a > 0)
-                raw = float(np.max(raw_a[okb] + np.log(n_a[okb]) / slope)
-                            - math.log(n_a[okb].sum()) / slope)
+                # a tiled detector's statistic is the largest tile minus ln(n)/a: the blocks
+                # (whole tiles, edge strips merged as the whole image's tiling merges them)
+                # combine exactly into the statistic of the image scanned at once, which its
+                # thresholds describe
+                from ..analysis.cnn.calibration import combine_blocks
+
+                raw = combine_blocks(raw_a, np.asarray(counts), slope)
             # payload estimators and the linear detectors average per-pixel features, so the
             # whole image's statistic is the pixel-weighted mean of the blocks'
             if cal is not None and ok.any() and (tiled or m.group != "learned"
@@ -347,6 +346,20 @@ class Suite:
                 stitched = np.vstack([np.hstack([c for c in r if c is not None]) for r in grid])
             out[m.name] = (score, payload, stitched, tile, raw)
         return out
+
+
+#: A last block thinner than this joins the one before it (as the tiling of a whole image
+#: merges an edge strip under half a 256-px tile into the last tile).
+MIN_BLOCK_EDGE = 128
+
+
+def _block_edges(n: int, side: int) -> list[tuple[int, int]]:
+    """(start, stop) of the blocks along an axis of ``n`` pixels: ``side`` each, a last strip
+    under :data:`MIN_BLOCK_EDGE` merged into the block before it."""
+    starts = list(range(0, n, side))
+    if len(starts) > 1 and n - starts[-1] < MIN_BLOCK_EDGE:
+        starts.pop()
+    return [(a, b) for a, b in zip(starts, [*starts[1:], n], strict=True)]
 
 
 def _make(name: str, group: str, **kwargs: Any) -> _Member:

@@ -25,7 +25,8 @@ import numpy as np
 from ..base import Calibration, DetectionResult
 from ..metrics import threshold_at_fpr
 
-__all__ = ["aggregate_max", "fit_calibration", "fpr_thresholds", "max_tile_result", "tail_slope"]
+__all__ = ["aggregate_max", "combine_blocks", "fit_calibration", "fpr_thresholds",
+           "max_tile_result", "tail_slope"]
 
 
 def fit_calibration(logits: np.ndarray, labels: np.ndarray) -> Calibration:
@@ -49,6 +50,18 @@ def aggregate_max(tile_logits: np.ndarray, slope: float) -> float:
     if t.size == 0:
         return float("nan")
     return float(t.max() - math.log(t.size) / max(slope, 1e-6))
+
+
+def combine_blocks(raws: np.ndarray, counts: np.ndarray, slope: float) -> float:
+    """The :func:`aggregate_max` statistic of a whole image from its blocks' statistics
+    ``raws`` and tile counts ``counts``: each block's shift undone, the image's applied
+    (``max_b(raw_b + ln n_b / a) - ln(sum n_b) / a``); nan if no block has a tile."""
+    r, n = np.asarray(raws, float), np.asarray(counts, float)
+    ok = np.isfinite(r) & (n > 0)
+    if not ok.any():
+        return float("nan")
+    a = max(slope, 1e-6)
+    return float(np.max(r[ok] + np.log(n[ok]) / a) - math.log(float(n[ok].sum())) / a)
 
 
 def tail_slope(raw_thresholds: dict, fallback: float, fprs: tuple[float, float] = (0.01, 0.05)

@@ -214,7 +214,7 @@ class CNNDetector:
     def __init__(self, model: str | Path = "default", *, tile: int | None = None,
                  bf16: bool = True, jit: bool = False, threads: int | None = None,
                  batch: int = 32, malloc_tune: bool = True, device: str = "cpu",
-                 photo_calibration: str | Path | None = None) -> None:
+                 photo_calibration: str | Path | bool | None = None) -> None:
         self.path = resolve_model(model)
         net, self.meta = load_model(self.path)
         if threads:
@@ -232,8 +232,10 @@ class CNNDetector:
         #: The covers' tail slope, for the image statistic's size correction.
         self.tail_slope = tail_slope(self.raw_thresholds, self.calibration.a)
         #: Thresholds of the image statistic measured on whole photographs (or ``None``):
-        #: the file ``photo_calibration`` if given, else the one shipped beside the weights.
-        self.photo_calibration = load_photo_calibration(self.path, photo_calibration)
+        #: the file ``photo_calibration`` if given, else the one shipped beside the weights
+        #: (``False``: none, the tile thresholds; for tools that measure or refit).
+        self.photo_calibration = (None if photo_calibration is False else
+                                  load_photo_calibration(self.path, photo_calibration or None))
 
     @property
     def thresholds(self) -> dict[str, float]:
