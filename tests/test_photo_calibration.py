@@ -210,6 +210,27 @@ def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path,
     classical = CliRunner().invoke(scan, [img, "--detector", "classical", "--calibration",
                                           str(fit_file)])
     assert classical.exit_code == 2 and "--calibration" in classical.output
+    # the HTTP API: the fit applies to the server's --detector, other choices keep theirs
+    import warnings
+
+    from stegshield.server.app import ServerConfig, create_app
+    from stegshield.server.commands import serve
+    with warnings.catch_warnings():  # starlette: the httpx-based TestClient is deprecated
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    png = (photos / "p1.png").read_bytes()
+    with TestClient(create_app(ServerConfig(detector="cnn", calibration=fit_file,
+                                            workers=1))) as client:
+        own = client.post("/v1/scan", files={"file": ("a.png", png, "image/png")})
+        assert own.status_code == 200 and "of your images" in own.json()["thresholds"]
+        other = client.post("/v1/scan?detector=cnn-thorough",
+                            files={"file": ("a.png", png, "image/png")})
+        assert other.status_code == 200
+        assert "validation photographs" in other.json()["thresholds"]
+    refused = CliRunner().invoke(serve, ["--detector", "classical", "--calibration",
+                                         str(fit_file)])
+    assert refused.exit_code == 2 and "--calibration" in refused.output
+
     # a cover corpus: its 12 validation files from 10 source photographs (two pairs)
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -82,6 +82,9 @@ class ServerConfig:
     fpr: float = 0.01
     threshold: float | None = None
     save_uploads: Path | None = None
+    calibration: Path | None = None
+    """A photograph fit for ``detector`` (``scan --calibration``); requests that pick another
+    detector use its shipped thresholds."""
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     kdf: KdfParams = DEFAULT_KDF
 
@@ -240,8 +243,10 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                            f"{', '.join(DETECTOR_CHOICES)}")
         with scanners_lock:
             if key not in scanners:
+                own = cfg.calibration is not None and key == cfg.detector
                 opts = ScanOptions(detector=key, fpr=cfg.fpr, threshold=cfg.threshold,
-                                   max_pixels=cfg.max_pixels)
+                                   max_pixels=cfg.max_pixels,
+                                   calibration=str(cfg.calibration) if own else None)
                 try:
                     scanners[key] = Scanner(opts)
                 except SuiteError as exc:

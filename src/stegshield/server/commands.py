@@ -8,7 +8,14 @@ from pathlib import Path
 
 import click
 
-from ..scan.commands import detector_option, fail, fpr_option, threshold_option, warn
+from ..scan.commands import (
+    calibration_option,
+    detector_option,
+    fail,
+    fpr_option,
+    threshold_option,
+    warn,
+)
 
 __all__ = ["TOKEN_ENV", "serve"]
 
@@ -41,6 +48,7 @@ def _is_loopback(host: str) -> bool:
 @detector_option
 @fpr_option
 @threshold_option
+@calibration_option
 @click.option("--save-uploads", type=click.Path(file_okay=False, path_type=Path),
               help="Keep a copy of every scanned upload here (named by SHA-256); off by "
               "default: uploads are never written to disk.")
@@ -48,8 +56,8 @@ def _is_loopback(host: str) -> bool:
                                                 "debug"]), default="info", show_default=True)
 def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
           max_pixels: int, max_files: int, workers: int | None, detector: str,
-          fpr: float | None, threshold: float | None, save_uploads: Path | None,
-          log_level: str) -> None:
+          fpr: float | None, threshold: float | None, calibration: Path | None,
+          save_uploads: Path | None, log_level: str) -> None:
     """Serve the HTTP API and the web page (docs at /docs, health at /healthz)."""
     try:
         import uvicorn
@@ -67,10 +75,18 @@ def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
     if not _is_loopback(host) and token is None:
         warn(f"listening on {host} without an API token: anyone who can reach it can use it "
              f"(set ${TOKEN_ENV} or --token-file)")
+    if calibration is not None:  # fail now, not on the first request
+        from ..scan.suite import SuiteError, build_suite
+
+        calibration = calibration.resolve()
+        try:
+            build_suite(detector, calibration)
+        except SuiteError as exc:
+            fail(str(exc))
     cfg = ServerConfig(token=token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                        max_files=max_files, max_pixels=max_pixels, detector=detector,
                        fpr=0.01 if fpr is None else fpr, threshold=threshold,
-                       save_uploads=save_uploads)
+                       save_uploads=save_uploads, calibration=calibration)
     if workers:
         cfg.workers = workers
     app = create_app(cfg)
