@@ -1,6 +1,9 @@
 """Detection rates on whole photographs at the scanner's own thresholds, group against group.
 
     python scripts/eval_photos.py --split test [--groups classical structural] [--embed lsbm]
+    python scripts/eval_photos.py --split val --groups classical classical+srm-lsbm
+
+A group ``A+B`` fuses those groups in one suite, as ``scan`` would (Bonferroni over them).
 
 For every kept source photograph of the split (decoded as a scan decodes it, colour kept), LSB
 replacement (or matching, ``--embed lsbm``) is embedded at each rate over the whole image
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,7 +33,31 @@ from stegshield.imaging import ImageError  # noqa: E402
 from stegshield.scan.calibrate import corpus_images  # noqa: E402
 from stegshield.scan.loader import load_for_scan  # noqa: E402
 from stegshield.scan.scanner import MIN_PIXELS, MIN_SIDE  # noqa: E402
-from stegshield.scan.suite import build_suite  # noqa: E402
+from stegshield.scan.suite import (  # noqa: E402
+    CLASSICAL,
+    LINEAR,
+    Suite,
+    _learned,
+    _linear,
+    _make,
+    build_suite,
+)
+
+
+def _suite(spec: str) -> Suite:
+    """``build_suite(spec)``, or for ``A+B...`` the groups A, B, ... fused in one suite as
+    ``scan`` would fuse them (Bonferroni over the groups; rates from ``Analysis.fpr``)."""
+    if "+" not in spec:
+        return build_suite(spec)
+    members = []
+    for part in spec.split("+"):
+        if part == "classical":
+            members += [_make(n, "classical") for n in CLASSICAL]
+        elif part in LINEAR:
+            members.append(_linear(part))
+        else:
+            members.append(_learned(part))
+    return Suite(mode=spec, members=members)
 
 
 def main() -> None:
@@ -43,7 +71,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="At most this many files.")
     args = ap.parse_args()
     embed = lsb_replace if args.embed == "lsbr" else lsb_match
-    suites = {g: build_suite(g) for g in args.groups}
+    suites = {g: _suite(g) for g in args.groups}
+    seconds = dict.fromkeys(args.groups, 0.0)
     rows: list[tuple[str, dict[tuple[str, float], float]]] = []
     for i, (path, group) in enumerate(corpus_images(args.corpus, (args.split,), photos=True)):
         if args.limit is not None and len(rows) >= args.limit:
@@ -59,11 +88,15 @@ def main() -> None:
             x = img.pixels if r == 0 else embed(img.pixels, r,
                                                 np.random.default_rng([i, round(r * 1000)]))
             for g, s in suites.items():
-                rec[g, r] = s.analyse(x).fprs[g]
+                t0 = time.perf_counter()
+                ana = s.analyse(x)
+                seconds[g] += time.perf_counter() - t0
+                rec[g, r] = ana.fpr if "+" in g else ana.fprs[g]
         rows.append((group, rec))
     per = Counter(g for g, _ in rows)
     w = np.array([1.0 / per[g] for g, _ in rows])
-    print(f"{args.split}: {len(rows)} files, {len(per)} photographs, {args.embed}")
+    print(f"{args.split}: {len(rows)} files, {len(per)} photographs, {args.embed}; seconds "
+          "per group (all rates): " + ", ".join(f"{g} {t:.1f}" for g, t in seconds.items()))
     for f in args.fprs:
         cells = []
         for g in args.groups:
