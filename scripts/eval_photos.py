@@ -29,10 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from stegshield.analysis.synthetic import lsb_match, lsb_replace  # noqa: E402
-from stegshield.imaging import ImageError  # noqa: E402
-from stegshield.scan.calibrate import corpus_images  # noqa: E402
-from stegshield.scan.loader import load_for_scan  # noqa: E402
-from stegshield.scan.scanner import MIN_PIXELS, MIN_SIDE  # noqa: E402
+from stegshield.scan.calibrate import corpus_images, load_judgeable  # noqa: E402
 from stegshield.scan.suite import (  # noqa: E402
     CLASSICAL,
     LINEAR,
@@ -77,11 +74,8 @@ def main() -> None:
     for i, (path, group) in enumerate(corpus_images(args.corpus, (args.split,), photos=True)):
         if args.limit is not None and len(rows) >= args.limit:
             break
-        try:
-            img = load_for_scan(Path(path).read_bytes(), 200_000_000)
-        except (OSError, ImageError):
-            continue
-        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+        img = load_judgeable(path)
+        if isinstance(img, str):
             continue
         rec = {}
         for r in args.rates:

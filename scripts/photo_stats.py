@@ -28,10 +28,7 @@ import numpy as np  # noqa: E402
 from stegshield.analysis import get_detector, split_channels  # noqa: E402
 from stegshield.analysis.cnn.calibration import max_tile_result  # noqa: E402
 from stegshield.analysis.synthetic import lsb_match, lsb_replace  # noqa: E402
-from stegshield.imaging import ImageError  # noqa: E402
-from stegshield.scan.calibrate import corpus_images  # noqa: E402
-from stegshield.scan.loader import load_for_scan  # noqa: E402
-from stegshield.scan.scanner import MIN_PIXELS, MIN_SIDE  # noqa: E402
+from stegshield.scan.calibrate import corpus_images, load_judgeable  # noqa: E402
 
 #: The tiled detectors (largest tile, size-corrected), which take a photo calibration.
 TILED = ("cnn", "cnn-thorough", "fused", "fused-thorough", "pretrained")
@@ -74,11 +71,8 @@ def photo_stats(name: str, split: str, corpus: str, out_dir: Path, embed: str = 
              for p in json.loads((Path(corpus) / "packages.json").read_text())}
     t0 = time.time()
     for i, (path, group) in enumerate(items):
-        try:
-            img = load_for_scan(Path(path).read_bytes(), 200_000_000)
-        except (OSError, ImageError):
-            continue
-        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+        img = load_judgeable(path)
+        if isinstance(img, str):
             continue
         x = img.pixels
         if embed != "none" and rate > 0:

@@ -162,8 +162,7 @@ class FusedDetector:
         #: The covers' tail slope, for the image statistic's size correction.
         self.tail_slope = tail_slope(self.model.raw_thresholds, self.calibration.a)
         #: Thresholds of the image statistic measured on whole photographs (or ``None``).
-        self.photo_calibration = (None if photo_calibration is False else
-                                  load_photo_calibration(self.path, photo_calibration or None))
+        self.photo_calibration = load_photo_calibration(self.path, photo_calibration)
 
     @property
     def thresholds(self) -> dict[float, float]:

@@ -171,16 +171,19 @@ class PhotoCalibrationError(ValueError):
     """A photograph calibration that cannot be used (unreadable, or for other weights)."""
 
 
-def load_photo_calibration(model_path: str | Path, path: str | Path | None = None
+def load_photo_calibration(model_path: str | Path, path: str | Path | bool | None = None
                            ) -> PhotoCalibration | None:
     """The photograph calibration of the weights ``model_path``: the file ``path`` (e.g. a fit
     on your own clean photographs, ``python -m stegshield.scan.calibrate DIR --detector NAME
     --fit FILE``), else the sidecar beside the weights; ``None`` if there is no sidecar.
 
     Raises ``ValueError`` (one line, naming the fix) if the file is missing, unreadable or
-    was fitted on other weights: thresholds measured for one model mean nothing for another."""
-    side = sidecar_path(model_path) if path is None else Path(path)
-    if path is None and not side.exists():
+    was fitted on other weights: thresholds measured for one model mean nothing for another.
+    ``path=False``: none at all (the tools that measure or refit the statistic)."""
+    if path is False:
+        return None
+    side = sidecar_path(model_path) if path is None or path is True else Path(path)
+    if not isinstance(path, str | Path) and not side.exists():
         return None
     try:
         cal = PhotoCalibration.from_json(json.loads(side.read_text()))

@@ -38,12 +38,13 @@ import numpy as np
 
 from ..datasets.debian import RESERVED_PACKAGES
 from ..imaging import ImageError
-from .loader import load_for_scan
+from .loader import ScanImage, load_for_scan
 from .scanner import MIN_PIXELS, MIN_SIDE, Scanner, ScanOptions, iter_image_paths
 from .suite import CALIBRATABLE
 from .thresholds import classical_threshold
 
-__all__ = ["DEFAULT_FPRS", "corpus_images", "cover_stats", "quantile_table"]
+__all__ = ["DEFAULT_FPRS", "corpus_images", "cover_stats", "fit_photos", "load_judgeable",
+           "quantile_table"]
 
 DEFAULT_FPRS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 
@@ -78,6 +79,22 @@ def corpus_images(corpus: str | Path, splits: Iterable[str] = ("train", "val"),
     return out
 
 
+#: Largest image (pixels) the calibration tools decode.
+MAX_PIXELS = 200_000_000
+
+
+def load_judgeable(path: str | Path) -> ScanImage | str:
+    """``path`` decoded as ``scan`` decodes it, or why it cannot be judged (``"unreadable"``,
+    ``"too small"``): the clean images every calibration tool measures."""
+    try:
+        img = load_for_scan(Path(path).read_bytes(), MAX_PIXELS)
+    except (OSError, ImageError):
+        return "unreadable"
+    if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+        return "too small"
+    return img
+
+
 def cover_stats(paths: Sequence[str], detector: str = "classical",
                 indices: list[int] | None = None) -> dict[str, list[float]]:
     """Group statistics of every readable, large-enough image (keyed by group name).
@@ -88,11 +105,8 @@ def cover_stats(paths: Sequence[str], detector: str = "classical",
     sc = Scanner(ScanOptions(detector=detector))
     out: dict[str, list[float]] = {g: [] for g in sc.suite.groups}
     for i, p in enumerate(paths):
-        try:
-            img = load_for_scan(Path(p).read_bytes(), 200_000_000)
-        except (OSError, ImageError):
-            continue
-        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
+        img = load_judgeable(p)
+        if isinstance(img, str):
             continue
         stats = sc.suite.analyse(img.pixels).stats
         if not all(np.isfinite(v) for v in stats.values()):
@@ -104,10 +118,6 @@ def cover_stats(paths: Sequence[str], detector: str = "classical",
     return out
 
 
-#: Detectors whose image statistic ``--fit`` can calibrate (tiled: largest tile, size-corrected).
-FIT_DETECTORS = CALIBRATABLE
-
-
 def fit_photos(items: Sequence[tuple[str, str]], detector: str,
                info: dict[str, object] | None = None) -> tuple[Any, Any]:
     """Fit a tiled learned detector's image statistic on clean images ``(path, group)``
@@ -116,8 +126,8 @@ def fit_photos(items: Sequence[tuple[str, str]], detector: str,
     from ..analysis import get_detector
     from ..analysis.photo_calibration import PhotoCalibration, file_digest
 
-    if detector not in FIT_DETECTORS:
-        raise ValueError(f"--fit calibrates one of {', '.join(FIT_DETECTORS)}, not {detector!r}")
+    if detector not in CALIBRATABLE:
+        raise ValueError(f"--fit calibrates one of {', '.join(CALIBRATABLE)}, not {detector!r}")
     try:  # the shipped fit (possibly stale) plays no part in measuring the statistic
         det = get_detector(detector, photo_calibration=False)
     except Exception as exc:  # torch or weights missing, unreadable weights
@@ -127,13 +137,9 @@ def fit_photos(items: Sequence[tuple[str, str]], detector: str,
     groups: list[str] = []
     skipped: Counter[str] = Counter()
     for path, group in items:
-        try:
-            img = load_for_scan(Path(path).read_bytes(), 200_000_000)
-        except (OSError, ImageError):
-            skipped["unreadable"] += 1
-            continue
-        if img.width * img.height < MIN_PIXELS or min(img.width, img.height) < MIN_SIDE:
-            skipped["too small"] += 1
+        img = load_judgeable(path)
+        if isinstance(img, str):
+            skipped[img] += 1
             continue
         r = det.detect(img.pixels).raw
         if np.isfinite(r):

@@ -376,11 +376,9 @@ def _learned(name: str, **kwargs: Any) -> _Member:
         return _make(name, "learned", **kwargs)
     except SuiteError:
         raise
-    except PhotoCalibrationError as exc:
-        if "photo_calibration" in kwargs:  # the user's file, not the detector, is wrong
-            raise SuiteError(f"--calibration {exc}") from exc
-        raise SuiteError(f"the {name} detector could not be loaded: {exc}") from exc
     except Exception as exc:
+        if isinstance(exc, PhotoCalibrationError) and "photo_calibration" in kwargs:
+            raise SuiteError(f"--calibration {exc}") from exc  # the user's file is wrong
         raise SuiteError(f"the {name} detector could not be loaded: "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
                          ) from exc

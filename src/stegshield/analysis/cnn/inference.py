@@ -234,8 +234,7 @@ class CNNDetector:
         #: Thresholds of the image statistic measured on whole photographs (or ``None``):
         #: the file ``photo_calibration`` if given, else the one shipped beside the weights
         #: (``False``: none, the tile thresholds; for tools that measure or refit).
-        self.photo_calibration = (None if photo_calibration is False else
-                                  load_photo_calibration(self.path, photo_calibration or None))
+        self.photo_calibration = load_photo_calibration(self.path, photo_calibration)
 
     @property
     def thresholds(self) -> dict[str, float]:
