@@ -495,65 +495,68 @@ static PyObject *srm_counts(PyObject *self, PyObject *args) {
             uint8_t *row[SRM_CH];
             for (int ch = 0; ch < SRM_CH; ch++) row[ch] = ring + ((size_t)ch * 4 + (size_t)(i & 3)) * Wr;
             const uint8_t *p0 = x + (i + 2) * W + 2;
-            /* one simple loop per residual group (they vectorise; one loop computing all 19
-             * channels per pixel ran at half the speed); literal quantisation steps */
-            uint8_t *restrict o0 = row[0], *restrict o1 = row[1], *restrict o2 = row[2],
-                    *restrict o3 = row[3], *restrict o4 = row[4], *restrict o5 = row[5],
-                    *restrict o6 = row[6], *restrict o7 = row[7], *restrict o8 = row[8],
-                    *restrict o9 = row[9], *restrict o10 = row[10], *restrict o11 = row[11],
-                    *restrict o12 = row[12], *restrict o13 = row[13], *restrict o14 = row[14],
-                    *restrict o15 = row[15], *restrict o16 = row[16], *restrict o17 = row[17],
-                    *restrict o18 = row[18];
-            const uint8_t *restrict pc = p0, *restrict pu = p0 - W, *restrict pd = p0 + W,
-                                    *restrict pu2 = p0 - 2 * W, *restrict pd2 = p0 + 2 * W;
-            for (Py_ssize_t j = 0; j < Wr; j++) {
-                int c = pc[j];
-                int r1r = pc[j + 1] - c, r1l = pc[j - 1] - c, r1u = pu[j] - c, r1d = pd[j] - c;
-                o0[j] = srm_q(r1r, 1);
-                o1[j] = srm_q(r1u, 1);
-                o2[j] = srm_q(imin4(r1r, r1l, r1u, r1d), 1);
-                o3[j] = srm_q(-imax4(r1r, r1l, r1u, r1d), 1);
-            }
-            for (Py_ssize_t j = 0; j < Wr; j++) {
-                int c = pc[j];
-                int d1 = pu[j - 1] - c, d2 = pu[j + 1] - c, d3 = pd[j - 1] - c,
-                    d4 = pd[j + 1] - c;
-                o4[j] = srm_q(imin4(d1, d2, d3, d4), 1);
-                o5[j] = srm_q(-imax4(d1, d2, d3, d4), 1);
-            }
-            for (Py_ssize_t j = 0; j < Wr; j++) {
-                int c2 = 2 * pc[j];
-                int r2h = pc[j - 1] + pc[j + 1] - c2, r2v = pu[j] + pd[j] - c2;
-                o6[j] = srm_q(r2h, 2);
-                o7[j] = srm_q(r2v, 2);
-                o8[j] = srm_q(r2h < r2v ? r2h : r2v, 2);
-                o9[j] = srm_q(-(r2h > r2v ? r2h : r2v), 2);
-            }
-            for (Py_ssize_t j = 0; j < Wr; j++) {
-                int c2 = 2 * pc[j];
-                int r2h = pc[j - 1] + pc[j + 1] - c2, r2v = pu[j] + pd[j] - c2;
-                int r2d1 = pu[j - 1] + pd[j + 1] - c2, r2d2 = pu[j + 1] + pd[j - 1] - c2;
-                o10[j] = srm_q(imin4(r2h, r2v, r2d1, r2d2), 2);
-                o11[j] = srm_q(-imax4(r2h, r2v, r2d1, r2d2), 2);
-            }
-            for (Py_ssize_t j = 0; j < Wr; j++) {
-                int c3 = 3 * pc[j], r = pc[j + 1], l = pc[j - 1], u = pu[j], d = pd[j];
-                int r3r = -pc[j + 2] + 3 * r - c3 + l, r3l = -pc[j - 2] + 3 * l - c3 + r;
-                int r3u = -pu2[j] + 3 * u - c3 + d, r3d = -pd2[j] + 3 * d - c3 + u;
-                o12[j] = srm_q(r3r, 3);
-                o13[j] = srm_q(r3u, 3);
-                o14[j] = srm_q(imin4(r3r, r3l, r3u, r3d), 3);
-                o15[j] = srm_q(-imax4(r3r, r3l, r3u, r3d), 3);
-            }
-            for (Py_ssize_t j = 0; j < Wr; j++) {
-                int c = pc[j], r = pc[j + 1], l = pc[j - 1], u = pu[j], d = pd[j];
-                int ul = pu[j - 1], ur = pu[j + 1], dl = pd[j - 1], dr = pd[j + 1];
-                int sq = 2 * (r + l + u + d) - (ul + ur + dl + dr) - 4 * c;
-                int e1 = 2 * (l + r + u) - ul - ur - 4 * c, e2 = 2 * (l + r + d) - dl - dr - 4 * c;
-                int e3 = 2 * (u + d + l) - ul - dl - 4 * c, e4 = 2 * (u + d + r) - ur - dr - 4 * c;
-                o16[j] = srm_q(sq, 4);
-                o17[j] = srm_q(imin4(e1, e2, e3, e4), 4);
-                o18[j] = srm_q(-imax4(e1, e2, e3, e4), 4);
+            { /* the restrict promises end with this block: the channel loop below reads the
+               * rows written here through other pointers */
+                /* one simple loop per residual group (they vectorise; one loop computing all 19
+                 * channels per pixel ran at half the speed); literal quantisation steps */
+                uint8_t *restrict o0 = row[0], *restrict o1 = row[1], *restrict o2 = row[2],
+                        *restrict o3 = row[3], *restrict o4 = row[4], *restrict o5 = row[5],
+                        *restrict o6 = row[6], *restrict o7 = row[7], *restrict o8 = row[8],
+                        *restrict o9 = row[9], *restrict o10 = row[10], *restrict o11 = row[11],
+                        *restrict o12 = row[12], *restrict o13 = row[13], *restrict o14 = row[14],
+                        *restrict o15 = row[15], *restrict o16 = row[16], *restrict o17 = row[17],
+                        *restrict o18 = row[18];
+                const uint8_t *restrict pc = p0, *restrict pu = p0 - W, *restrict pd = p0 + W,
+                                        *restrict pu2 = p0 - 2 * W, *restrict pd2 = p0 + 2 * W;
+                for (Py_ssize_t j = 0; j < Wr; j++) {
+                    int c = pc[j];
+                    int r1r = pc[j + 1] - c, r1l = pc[j - 1] - c, r1u = pu[j] - c, r1d = pd[j] - c;
+                    o0[j] = srm_q(r1r, 1);
+                    o1[j] = srm_q(r1u, 1);
+                    o2[j] = srm_q(imin4(r1r, r1l, r1u, r1d), 1);
+                    o3[j] = srm_q(-imax4(r1r, r1l, r1u, r1d), 1);
+                }
+                for (Py_ssize_t j = 0; j < Wr; j++) {
+                    int c = pc[j];
+                    int d1 = pu[j - 1] - c, d2 = pu[j + 1] - c, d3 = pd[j - 1] - c,
+                        d4 = pd[j + 1] - c;
+                    o4[j] = srm_q(imin4(d1, d2, d3, d4), 1);
+                    o5[j] = srm_q(-imax4(d1, d2, d3, d4), 1);
+                }
+                for (Py_ssize_t j = 0; j < Wr; j++) {
+                    int c2 = 2 * pc[j];
+                    int r2h = pc[j - 1] + pc[j + 1] - c2, r2v = pu[j] + pd[j] - c2;
+                    o6[j] = srm_q(r2h, 2);
+                    o7[j] = srm_q(r2v, 2);
+                    o8[j] = srm_q(r2h < r2v ? r2h : r2v, 2);
+                    o9[j] = srm_q(-(r2h > r2v ? r2h : r2v), 2);
+                }
+                for (Py_ssize_t j = 0; j < Wr; j++) {
+                    int c2 = 2 * pc[j];
+                    int r2h = pc[j - 1] + pc[j + 1] - c2, r2v = pu[j] + pd[j] - c2;
+                    int r2d1 = pu[j - 1] + pd[j + 1] - c2, r2d2 = pu[j + 1] + pd[j - 1] - c2;
+                    o10[j] = srm_q(imin4(r2h, r2v, r2d1, r2d2), 2);
+                    o11[j] = srm_q(-imax4(r2h, r2v, r2d1, r2d2), 2);
+                }
+                for (Py_ssize_t j = 0; j < Wr; j++) {
+                    int c3 = 3 * pc[j], r = pc[j + 1], l = pc[j - 1], u = pu[j], d = pd[j];
+                    int r3r = -pc[j + 2] + 3 * r - c3 + l, r3l = -pc[j - 2] + 3 * l - c3 + r;
+                    int r3u = -pu2[j] + 3 * u - c3 + d, r3d = -pd2[j] + 3 * d - c3 + u;
+                    o12[j] = srm_q(r3r, 3);
+                    o13[j] = srm_q(r3u, 3);
+                    o14[j] = srm_q(imin4(r3r, r3l, r3u, r3d), 3);
+                    o15[j] = srm_q(-imax4(r3r, r3l, r3u, r3d), 3);
+                }
+                for (Py_ssize_t j = 0; j < Wr; j++) {
+                    int c = pc[j], r = pc[j + 1], l = pc[j - 1], u = pu[j], d = pd[j];
+                    int ul = pu[j - 1], ur = pu[j + 1], dl = pd[j - 1], dr = pd[j + 1];
+                    int sq = 2 * (r + l + u + d) - (ul + ur + dl + dr) - 4 * c;
+                    int e1 = 2 * (l + r + u) - ul - ur - 4 * c, e2 = 2 * (l + r + d) - dl - dr - 4 * c;
+                    int e3 = 2 * (u + d + l) - ul - dl - 4 * c, e4 = 2 * (u + d + r) - ur - dr - 4 * c;
+                    o16[j] = srm_q(sq, 4);
+                    o17[j] = srm_q(imin4(e1, e2, e3, e4), 4);
+                    o18[j] = srm_q(-imax4(e1, e2, e3, e4), 4);
+                }
             }
             /* codes first (a vectorised loop), then the scattered increments */
             for (int ch = 0; ch < SRM_CH; ch++) {
