@@ -566,6 +566,12 @@ def test_cli_key_file_salt_nonce_deterministic(cli: click.Group, photo_file: Pat
     assert np.array_equal(open_image(out).pixels, open_image(photo_file).pixels)
     r = run(cli, "decrypt", d1, "-o", tmp_path / "p2.png", "-p", PW)
     assert r.exit_code == 1 and "key file" in r.output
+    key_png = tmp_path / "key.png"  # a key file named like an image: never an output
+    key_png.write_bytes(KEY)
+    for cmd, src in (("encrypt", photo_file), ("decrypt", d1)):
+        r = run(cli, cmd, src, "-o", key_png, "-k", key_png, "--force")
+        assert r.exit_code == 2 and "refusing to overwrite the key file" in r.output
+        assert key_png.read_bytes() == KEY
 
 
 def test_cli_no_password_without_terminal(cli: click.Group, photo_file: Path,

@@ -159,6 +159,46 @@ def test_refuses_overwrite_lossy_and_too_large(runner: CliRunner, cover: Path,
     assert not (tmp_path / "h.png").exists() and not (tmp_path / "o.jpg").exists()
 
 
+def test_outputs_never_replace_their_inputs_even_with_force(runner: CliRunner, cover: Path,
+                                                            tmp_path: Path) -> None:
+    """``reveal -o STEGO`` and ``hide -f F -o F`` used to destroy their input with --force."""
+    stego = tmp_path / "stego.png"
+    assert runner.invoke(main, ["hide", str(cover), "-o", str(stego), "-m", "keep me",
+                                "-p", PW]).exit_code == 0
+    before = stego.read_bytes()
+    link = tmp_path / "link.png"
+    link.symlink_to(stego)
+    for out in (stego, link):
+        r = runner.invoke(main, ["reveal", str(stego), "-o", str(out), "-p", PW, "--force"])
+        assert r.exit_code == 2 and "refusing to overwrite the stego image" in r.stderr
+    assert stego.read_bytes() == before
+    payload = tmp_path / "payload.png"
+    payload.write_bytes(b"the only copy")
+    r = runner.invoke(main, ["hide", str(cover), "-f", str(payload), "-o", str(payload),
+                             "-p", PW, "--force"])
+    assert r.exit_code == 2 and "refusing to overwrite the file to hide" in r.stderr
+    assert payload.read_bytes() == b"the only copy"
+
+
+def test_text_that_is_not_utf8_is_kept_as_given(runner: CliRunner, cover: Path,
+                                                 tmp_path: Path) -> None:
+    """A Latin-1 message or password (Python keeps the bytes as lone surrogates) used to
+    crash with a traceback; the bytes are now used as given, the same every time."""
+    out, got = tmp_path / "s.png", tmp_path / "m.bin"
+    env = {"STEGSHIELD_PASSWORD": "caf\udce9"}
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(out), "-m", "d\udce9j\udce0"],
+                      env=env)
+    assert r.exit_code == 0, r.output
+    assert runner.invoke(main, ["reveal", str(out), "-o", str(got)], env=env).exit_code == 0
+    assert got.read_bytes() == b"d\xe9j\xe0"
+    r = runner.invoke(main, ["reveal", str(out), "-p", "caf\u00e9"])  # é as UTF-8: another key
+    assert r.exit_code == 1
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(tmp_path / "t.png"), "-m", "x",
+                             "-p", "\ud800"])  # not even bytes: one line, exit 2
+    assert r.exit_code == 2 and r.stderr.strip() == \
+        "stegshield: error: the password is not valid text"
+
+
 def test_pixel_limit(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
     r = runner.invoke(main, ["capacity", str(cover), "--max-pixels", "1000"])
     assert r.exit_code == 2 and "--max-pixels" in r.stderr

@@ -364,6 +364,16 @@ def test_cli_threshold_controls_alerts(folder: Path) -> None:
     assert code == 1
 
 
+def test_report_never_replaces_a_scanned_image(folder: Path) -> None:
+    """``--report`` naming a scanned image used to overwrite the evidence with HTML."""
+    image = folder / "stego.png"
+    before = image.read_bytes()
+    for args in ([str(image)], [str(folder)]):
+        code, _, err = _run("--detector", "classical", "--report", str(image), *args)
+        assert code == 2 and "refusing to overwrite a scanned image" in err
+    assert image.read_bytes() == before
+
+
 def test_html_report(folder: Path, tmp_path: Path) -> None:
     report = tmp_path / "out" / "report.html"
     report.parent.mkdir()

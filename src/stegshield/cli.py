@@ -20,11 +20,18 @@ from .cli_support import (
     get_password,
     password_option,
     stdout_is_terminal,
+    text_bytes,
     warn,
 )
 from .cli_support import handle_errors as _handle_errors
 from .crypto.container import Payload
-from .imaging import DEFAULT_MAX_PIXELS, ImageError, atomic_write, probe_image
+from .imaging import (
+    DEFAULT_MAX_PIXELS,
+    ImageError,
+    atomic_write,
+    check_not_input,
+    probe_image,
+)
 from .stego.errors import (
     COST_NAMES,
     DEFAULT_RATE,
@@ -84,11 +91,12 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
     """
     if payload_file is not None and message is not None:
         fail("give either --file or --message, not both")
+    check_not_input(output, [("file to hide", payload_file)])
     stdin_busy = False
     if payload_file is not None:
         payload = Payload(payload_file.read_bytes(), is_text=False, name=payload_file.name)
     elif message is not None:
-        payload = Payload(message.encode("utf-8"), is_text=True)
+        payload = Payload(text_bytes(message, "the message"), is_text=True)
     elif not sys.stdin.isatty():
         payload, stdin_busy = Payload(sys.stdin.buffer.read(), is_text=False), True
     else:
@@ -125,6 +133,8 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
 def reveal(stego: Path, output: Path | None, password: str | None, force: bool,
            max_pixels: int) -> None:
     """Recover the payload hidden in STEGO. Exit 1 if nothing is found for the password."""
+    if output is not None:
+        check_not_input(output, [("stego image", stego)])
     if output is not None and output.exists() and not force:
         fail(f"{output}: already exists (use --force to replace it)")
     probe_image(stego, max_pixels)  # bad input -> exit 2 before asking for a password

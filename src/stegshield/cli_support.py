@@ -77,7 +77,17 @@ def get_password(option: str | None, confirm: bool, stdin_busy: bool = False,
                                 err=True)
     if not password:
         fail("the password must not be empty")
-    return password.encode("utf-8")
+    return text_bytes(password, "the password")
+
+
+def text_bytes(text: str, what: str) -> bytes:
+    """``text`` as UTF-8 bytes.  Bytes that were not UTF-8 in the command line or the
+    environment (Python keeps them as lone surrogates) come back exactly as they were given,
+    so a Latin-1 terminal's password works and always gives the same key."""
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        fail(f"{what} is not valid text")
 
 
 password_option = click.option(

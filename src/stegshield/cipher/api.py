@@ -23,10 +23,10 @@ from ..imaging import (
     LoadedImage,
     OutputExistsError,
     atomic_write,
+    check_not_input,
     encode_image,
     open_image,
     output_format,
-    same_file,
 )
 from ..imaging.io import LOSSY_EXTENSIONS
 from .errors import CipherError, CipherFormatError, CipherIntegrityError, WrongKeyError
@@ -267,9 +267,8 @@ def check_cipher_output(image: PathLike | bytes | LoadedImage, output: PathLike,
 
 def check_output(source: PathLike | bytes | LoadedImage, output: PathLike, force: bool) -> None:
     """Refuse to write over the input, or over an existing file without ``force``."""
-    if not isinstance(source, bytes | bytearray | LoadedImage) and (
-            same_file(source, output) or Path(source).resolve() == Path(output).resolve()):
-        raise ImageError(f"{output}: refusing to overwrite the input image")
+    if not isinstance(source, bytes | bytearray | LoadedImage):
+        check_not_input(output, [("input image", source)])
     if Path(output).exists() and not force:
         raise OutputExistsError(f"{output}: already exists (use --force to replace it)")
 

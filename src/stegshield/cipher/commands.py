@@ -23,8 +23,9 @@ from ..cli_support import (
     get_password,
     handle_errors,
     password_option,
+    text_bytes,
 )
-from ..imaging import DEFAULT_MAX_PIXELS, ImageError
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, check_not_input
 from .errors import CipherAuthError, CipherError
 
 EXIT_AUTH = EXIT_FOUND
@@ -109,6 +110,7 @@ def encrypt(image: Path, output: Path, password: str | None, key_file: Path | No
     from . import api
 
     api.check_cipher_output(image, output, force)  # refuse before asking for a password
+    check_not_input(output, [("key file", key_file)])
     img = open_image(image, max_pixels)  # bad input -> exit 2 before the prompt
     prompt = time.perf_counter()
     pw, key = _secret(password, key_file, confirm=True)
@@ -143,6 +145,7 @@ def decrypt(cipher: Path, output: Path, password: str | None, key_file: Path | N
     from . import api
 
     api.check_output(cipher, output, force)
+    check_not_input(output, [("key file", key_file)])
     parsed = api.read_cipher_image(cipher, max_pixels)  # bad input -> exit 2 first
     output_format(output, parsed[1].mode)
     prompt = time.perf_counter()
@@ -186,7 +189,7 @@ def cipher_audit(image: Path, password: str | None, key_file: Path | None, salt:
         from .keys import load_key_file
 
         key = load_key_file(key_file)
-    pw = password.encode("utf-8") if password else None
+    pw = text_bytes(password, "the password") if password else None
     report = audit(image, password=pw, key=key, salt=_hex16(salt, "salt"),
                    nonce=_hex16(nonce, "nonce"), alpha=alpha, max_pixels=max_pixels)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_audit(report))

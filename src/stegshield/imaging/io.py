@@ -13,7 +13,7 @@ import io
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -232,6 +232,17 @@ def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+def check_not_input(output: str | os.PathLike[str],
+                    inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
+    """Raise :class:`ImageError` when ``output`` names one of the ``(what, path)`` inputs (the
+    same path, a symlink or a hard link to it): outputs never replace their inputs, even with
+    ``--force``."""
+    for what, path in inputs:
+        if path is not None and (same_file(path, output)
+                                 or Path(path).resolve() == Path(output).resolve()):
+            raise ImageError(f"{output}: refusing to overwrite the {what}")
 
 
 def save_image(path: str | os.PathLike[str], pixels: np.ndarray, mode: str,

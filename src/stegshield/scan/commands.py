@@ -5,6 +5,7 @@ Exit codes of ``scan``: 0 nothing found, 1 at least one alert, 2 errors only (or
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import stat
@@ -169,6 +170,13 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
                            calibration=calibration)
     scanner = check_suite(options)
     files = list(iter_image_paths(paths, recursive=recursive))
+    if report is not None and report.exists():  # the report never replaces a scanned image
+        st = report.stat()
+        for f in files:
+            with contextlib.suppress(OSError):
+                s = os.stat(f)
+                if (s.st_dev, s.st_ino) == (st.st_dev, st.st_ino):
+                    fail(f"{report}: refusing to overwrite a scanned image ({f})")
     if not files:
         warn("no image files found" + ("" if recursive else " (use -r for sub-directories)"))
     n_jobs = jobs or (os.cpu_count() or 1)

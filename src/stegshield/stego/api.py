@@ -13,11 +13,11 @@ from ..imaging import (
     DEFAULT_MAX_PIXELS,
     ImageError,
     atomic_write,
+    check_not_input,
     encode_image,
     open_image,
     output_format,
     probe_image,
-    same_file,
 )
 from .embed import (
     DEFAULT_RATE,
@@ -72,8 +72,7 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
     Pipeline: the header gives the shape, so both Argon2id derivations and the numba start-up
     run on other threads while the cover decodes (Pillow and argon2-cffi drop the GIL).
     """
-    if same_file(cover, output) or Path(cover).resolve() == Path(output).resolve():
-        raise ImageError(f"{output}: refusing to overwrite the cover image")
+    check_not_input(output, [("cover image", cover)])
     if Path(output).exists() and not force:
         raise ImageError(f"{output}: already exists (use --force to replace it)")
     info = probe_image(cover, max_pixels)
