@@ -7,6 +7,7 @@ import hashlib
 import io
 import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from stegshield.scan import Scanner, ScanOptions, build_suite, scan_paths
 from stegshield.scan import suite as suite_mod
 from stegshield.scan.commands import scan
 from stegshield.scan.report import heat_colours
+from stegshield.scan.scanner import reported_score
 from stegshield.scan.suite import SuiteError, learned_available
 from stegshield.scan.thresholds import (
     CLASSICAL_FPR_TABLE,
@@ -303,7 +305,7 @@ def test_fused_score_and_verdict_agree(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(_TunableCNN, "p", p)
         r = sc.scan_bytes(png, "x.png")
         groups = {k[6:]: s for k, s in r.detectors.items() if k.startswith("group:")}
-        assert r.score == pytest.approx(max(groups.values()))
+        assert r.score == reported_score(max(groups.values()))
         assert (r.verdict == "alert") == (r.score >= 0.5)
         # the same decision as "some group reaches its threshold at fpr / 2"
         assert (r.verdict == "alert") == (v >= classical_threshold(0.005) or p >= cnn_at)
@@ -372,6 +374,39 @@ def test_report_never_replaces_a_scanned_image(folder: Path) -> None:
         code, _, err = _run("--detector", "classical", "--report", str(image), *args)
         assert code == 2 and "refusing to overwrite a scanned image" in err
     assert image.read_bytes() == before
+
+
+def test_shown_score_and_verdict_agree_at_any_threshold(folder: Path) -> None:
+    """The score was rounded for output after the verdict was taken on the exact value, so
+    ``--threshold 1`` could show ``"score": 1.0`` with the verdict clean."""
+    stego = str(folder / "stego.png")
+    shown = json.loads(_run("--detector", "classical", "--format", "jsonl", stego)[1])["score"]
+    assert shown > 0.99
+    for t in (1.0, shown, shown + 1e-4, shown - 1e-4, 0.99995):
+        code, out, _ = _run("--detector", "classical", "--threshold", repr(min(t, 1.0)),
+                            "--format", "jsonl", stego)
+        r = json.loads(out)
+        assert r["score"] == shown
+        assert (r["verdict"] == "alert") == (shown >= min(t, 1.0)) == (code == 1)
+    _, table, _ = _run("--detector", "classical", stego)
+    assert f"{shown:.4f}" in table
+
+
+@pytest.mark.parametrize("exact", [0.99996, 0.50004, 0.49996, 0.29])
+def test_a_score_on_the_edge_is_shown_as_judged(exact: float,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """An exact score just under a threshold used to be shown rounded up to it (0.99996 as
+    1.0, clean at ``--threshold 1``); the shown score is now the judged one."""
+    import dataclasses
+
+    for t in (1.0, 0.5, 0.29):
+        sc = Scanner(ScanOptions(detector="classical", threshold=t))
+        real = sc.suite.analyse
+        monkeypatch.setattr(sc.suite, "analyse",
+                            lambda px, real=real: dataclasses.replace(real(px), score=exact))
+        r = sc.scan_bytes(_png(_stego(5)), "edge.png").to_json()
+        assert r["score"] == math.floor(exact * 1e4 + 1e-9) / 1e4
+        assert (r["verdict"] == "alert") == (r["score"] >= t)
 
 
 def test_html_report(folder: Path, tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ class TableWriter:
     def row(self, r: ScanResult) -> str | None:
         if self.only_flagged and r.verdict in ("clean", "too_small"):
             return None
-        score = f"{r.score:.3f}" if r.score is not None else "-"
+        score = f"{r.score:.4f}" if r.score is not None else "-"
         pay = f"{r.payload_bpp:.3f}" if r.payload_bpp is not None else "-"
         size = f"{r.width}x{r.height}" if r.width else "-"
         extra = r.error or "; ".join(r.notes)

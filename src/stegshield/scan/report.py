@@ -112,7 +112,7 @@ def render_report(results: Iterable[ScanResult], summary: Summary, *, title: str
         rows.append(
             f'<tr><td>{_figure(r)}</td>'
             f'<td class="{html.escape(r.verdict)}">{html.escape(r.verdict)}</td>'
-            f"<td>{_fmt(r.score)}</td><td>{_fmt(r.payload_bpp)}</td>"
+            f"<td>{_fmt(r.score, 4)}</td><td>{_fmt(r.payload_bpp)}</td>"
             f'<td><div class="mono">{html.escape(r.path)}</div>{size} '
             f"{html.escape(r.format or '')}<br><small>{info}</small></td>"
             f'<td><small>{dets}</small><div class="mono"><small>'

@@ -114,6 +114,21 @@ class ScanResult:
         return d
 
 
+#: Decimals of every reported score.
+SCORE_DECIMALS = 4
+
+
+def reported_score(score: float) -> float:
+    """``score`` cut down to :data:`SCORE_DECIMALS` decimals: the number every output shows and
+    the verdict is judged on, so that ``--threshold T`` alerts exactly when the shown score is
+    ``>= T`` (rounding 0.99996 up to 1.0 made ``--threshold 1`` report 1.0 as clean).  The
+    ``1e-9`` absorbs float error (0.29 * 1e4 = 2899.9999999999995)."""
+    if not math.isfinite(score):
+        return score
+    scale = 10**SCORE_DECIMALS
+    return math.floor(score * scale + 1e-9) / scale
+
+
 def _thumbnail(pixels: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -181,7 +196,7 @@ class Scanner:
                                    else ")"))
             return result
         ana = self.suite.analyse(img.pixels)
-        result.score = ana.score
+        result.score = reported_score(ana.score)
         result.payload_bpp = ana.payload_bpp
         result.detectors = dict(ana.detectors)
         if len(ana.groups) > 1:
@@ -191,7 +206,7 @@ class Scanner:
             result.verdict = "clean"
             result.notes.append("the detectors found nothing to measure (flat image?)")
         else:
-            result.verdict = self.thresholds.verdict_of_score(ana.score)
+            result.verdict = self.thresholds.verdict_of_score(result.score)
         if self.options.thumbnails and result.flagged:
             result.thumbnail = _thumbnail(img.pixels)
         return result
