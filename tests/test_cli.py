@@ -240,6 +240,15 @@ def test_jpeg_cover_warns_and_writes_png(runner: CliRunner, tmp_path: Path) -> N
     r = runner.invoke(main, ["hide", str(jpg), "-o", str(out), "-m", "jpeg", "-p", PW])
     assert r.exit_code == 0 and "JPEG" in r.stderr
     assert runner.invoke(main, ["reveal", str(out), "-p", PW]).stdout.strip() == "jpeg"
+    webp = tmp_path / "c.webp"  # a lossy WebP cover warns the same way; a lossless one does not
+    Image.fromarray(natural_like(128, 128, 3)).save(webp, quality=92)
+    r = runner.invoke(main, ["hide", str(webp), "-o", str(tmp_path / "w.png"), "-m", "w",
+                             "-p", PW])
+    assert r.exit_code == 0 and "lossy WebP" in r.stderr
+    Image.fromarray(natural_like(128, 128, 3)).save(webp, lossless=True)
+    r = runner.invoke(main, ["hide", str(webp), "-o", str(tmp_path / "w2.png"), "-m", "w",
+                             "-p", PW])
+    assert r.exit_code == 0 and "compressed" not in r.stderr
 
 
 def test_cli_cost_choices_match_the_cost_registry() -> None:

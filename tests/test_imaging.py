@@ -14,7 +14,9 @@ from stegshield.imaging import (
     OutputExistsError,
     atomic_write,
     open_image,
+    probe_image,
     save_image,
+    webp_is_lossy,
 )
 from stegshield.imaging.png import encode_png
 
@@ -126,3 +128,24 @@ def test_jpeg_cover_decodes_and_is_marked_lossy(tmp_path: Path) -> None:
     Image.fromarray(natural_like(32, 32, 3)).save(path, quality=90)
     img = open_image(path)
     assert img.mode == "RGB" and img.lossy_source
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_lossy_webp_is_marked_lossy_and_lossless_webp_is_not(tmp_path: Path,
+                                                            alpha: bool) -> None:
+    """Lossy WebP covers were taken for never-compressed ones (no warning on hide, scanned as
+    reliable); the RIFF chunks say which kind a file is (VP8 or VP8L, behind VP8X/ALPH)."""
+    px = natural_like(48, 64, 4 if alpha else 3)
+    lossy, lossless = tmp_path / "a.webp", tmp_path / "b.webp"
+    Image.fromarray(px).save(lossy, quality=80)
+    Image.fromarray(px).save(lossless, lossless=True)
+    assert open_image(lossy).lossy_source and probe_image(lossy).lossy_source
+    assert not open_image(lossless).lossy_source and not probe_image(lossless).lossy_source
+    with lossy.open("rb") as fp:
+        fp.seek(7)
+        assert webp_is_lossy(fp) and fp.tell() == 7  # position restored
+    assert not webp_is_lossy(io.BytesIO(b"RIFF\x04\x00\x00\x00WEBP"))  # truncated: no claim
+    frames = [Image.fromarray(px), Image.fromarray(px[::-1].copy())]
+    anim = io.BytesIO()
+    frames[0].save(anim, "WEBP", save_all=True, append_images=frames[1:], quality=70)
+    assert webp_is_lossy(anim)

@@ -111,6 +111,8 @@ def test_jpeg_gif_palette_16bit_are_scanned_with_notes(scanner: Scanner) -> None
     cover = _cover(7, 128)
     jpg = scanner.scan_bytes(_encode(cover, "JPEG", quality=90), "x.jpg")
     assert jpg.error is None and jpg.reliable is False and "JPEG" in " ".join(jpg.notes)
+    webp = scanner.scan_bytes(_encode(cover, "WEBP", quality=90), "x.webp")
+    assert webp.error is None and webp.reliable is False and "lossy WebP" in " ".join(webp.notes)
     frames = [Image.fromarray(cover).convert("P"), Image.fromarray(_cover(8, 128)).convert("P")]
     buf = io.BytesIO()
     frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])

@@ -106,8 +106,9 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
              "to detect")
     cover_info = probe_image(cover, max_pixels)
     if cover_info.lossy_source:
-        warn("the cover was JPEG-compressed: a decompressed JPEG with ±1 changes can be "
-             "detected by JPEG-compatibility analysis; prefer never-compressed covers")
+        kind = "lossy WebP" if cover_info.format == "WEBP" else "JPEG"
+        warn(f"the cover was {kind}-compressed: decompressed {kind} pixels with ±1 changes "
+             "can be detected by compatibility analysis; prefer never-compressed covers")
     pw = get_password(password, confirm=True, stdin_busy=stdin_busy)
     from .runtime import tune_malloc
     from .stego import api

@@ -14,6 +14,7 @@ from .io import (
     probe_image,
     same_file,
     save_image,
+    webp_is_lossy,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "probe_image",
     "same_file",
     "save_image",
+    "webp_is_lossy",
 ]

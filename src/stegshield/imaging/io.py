@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image
@@ -50,6 +51,8 @@ class LoadedImage:
     pixels: np.ndarray
     mode: str
     format: str
+    lossy: bool = False
+    """Lossily compressed pixels (JPEG, lossy WebP): see :func:`is_lossy`."""
 
     @property
     def carrier_channels(self) -> int:
@@ -58,7 +61,43 @@ class LoadedImage:
 
     @property
     def lossy_source(self) -> bool:
-        return self.format in {"JPEG", "MPO"}
+        return self.lossy or self.format in _LOSSY_FORMATS
+
+
+_LOSSY_FORMATS = frozenset({"JPEG", "MPO"})
+
+
+def webp_is_lossy(fp: IO[bytes]) -> bool:
+    """Whether the WebP file ``fp`` holds lossy (VP8) rather than lossless (VP8L) pixels, from
+    its RIFF chunks (the first image chunk, or the first animation frame's); ``fp``'s position
+    is restored.  Unknown layouts count as lossless (nothing is claimed)."""
+    pos = fp.tell()
+    try:
+        fp.seek(0)
+        head = fp.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+            return False
+        for _ in range(64):  # ICCP, ANIM, ALPH ... come before the image data
+            chunk = fp.read(8)
+            if len(chunk) < 8:
+                return False
+            fourcc, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if fourcc in (b"VP8 ", b"VP8L"):
+                return fourcc == b"VP8 "
+            if fourcc == b"ANMF":  # frame header (16 bytes), then the frame's own chunks
+                frame = fp.read(24)
+                return frame[16:20] == b"VP8 " or (
+                    frame[16:20] == b"ALPH" and _after_alph_is_vp8(fp, frame))
+            fp.seek(size + (size & 1), io.SEEK_CUR)
+        return False
+    finally:
+        fp.seek(pos)
+
+
+def _after_alph_is_vp8(fp: IO[bytes], frame: bytes) -> bool:
+    size = int.from_bytes(frame[20:24], "little")
+    fp.seek(size + (size & 1), io.SEEK_CUR)
+    return fp.read(4) == b"VP8 "
 
 
 def _refusal(img: Image.Image) -> str | None:
@@ -99,6 +138,8 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
             reason = _refusal(img)
             if reason:
                 raise ImageError(f"{label}: {reason}")
+            if img.format == "WEBP":
+                img.info["stegshield.lossy"] = webp_is_lossy(fp)
             yield img
 
 
@@ -113,9 +154,10 @@ def open_image(source: str | os.PathLike[str] | bytes,
         except Exception as exc:
             raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
         fmt, mode = img.format or "?", img.mode
+        lossy = bool(img.info.get("stegshield.lossy", False))
     if arr.dtype != np.uint8:
         raise ImageError(f"{label}: unsupported sample type {arr.dtype}")
-    return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt)
+    return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt, lossy=lossy)
 
 
 @dataclass(frozen=True)
@@ -126,17 +168,19 @@ class ImageInfo:
     height: int
     mode: str
     format: str
+    lossy: bool = False
 
     @property
     def lossy_source(self) -> bool:
-        return self.format in {"JPEG", "MPO"}
+        return self.lossy or self.format in _LOSSY_FORMATS
 
 
 def probe_image(source: str | os.PathLike[str] | bytes,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Read only the header: size, mode and format, with the same refusals as :func:`open_image`."""
     with _checked(source, max_pixels) as img:
-        return ImageInfo(img.size[0], img.size[1], img.mode, img.format or "?")
+        return ImageInfo(img.size[0], img.size[1], img.mode, img.format or "?",
+                         bool(img.info.get("stegshield.lossy", False)))
 
 
 def output_format(path: str | os.PathLike[str], mode: str) -> str:

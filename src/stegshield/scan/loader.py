@@ -6,8 +6,8 @@ Hiding refuses palette, 16-bit and animated images; a scanner must still look at
 * palette images are expanded to RGB(A) (palette-index embedding is not analysed: noted, and the
   result is marked less reliable);
 * 16-bit images are reduced to their high byte (low-byte payloads are invisible: less reliable);
-* JPEG is scanned in the pixel domain, which pixel-LSB detectors were not designed for
-  (less reliable);
+* JPEG (and lossy WebP) is scanned in the pixel domain, which pixel-LSB detectors were not
+  designed for (less reliable);
 * the pixel count is bounded *before* decoding (decompression bombs).
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..imaging import DEFAULT_MAX_PIXELS, ImageError
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, webp_is_lossy
 
 __all__ = ["IMAGE_EXTENSIONS", "ScanImage", "load_for_scan"]
 
@@ -128,6 +128,9 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
     if fmt in _LOSSY_FORMATS:
         scan.reliable = False
         scan.notes.append("JPEG: scanned in pixels, less reliable (no DCT-domain analysis)")
+    elif fmt == "WEBP" and webp_is_lossy(io.BytesIO(data)):
+        scan.reliable = False
+        scan.notes.append("lossy WebP: scanned in pixels, less reliable (compression noise)")
     elif fmt == "GIF" and "palette" not in " ".join(scan.notes):
         scan.reliable = False
     if arr.dtype != np.uint8:
