@@ -541,6 +541,26 @@ def test_cli_round_trip_and_exit_codes(cli: click.Group, photo_file: Path,
     assert r.exit_code == 2 and r.output.startswith("stegshield: error:")
 
 
+def test_cli_refusals_speak_of_encryption_not_hiding(cli: click.Group, photo_file: Path,
+                                                     tmp_path: Path) -> None:
+    """The shared image checks used to explain refusals in terms of hidden data."""
+    pal = tmp_path / "pal.png"
+    Image.open(photo_file).convert("P").save(pal)
+    bw = tmp_path / "bw.png"
+    Image.open(photo_file).convert("1").save(bw)
+    c = tmp_path / "c.png"
+    assert run(cli, "encrypt", photo_file, "-o", c, "-p", PW, "-q").exit_code == 0
+    for args, says in (
+            (("encrypt", pal, "-o", tmp_path / "1.png"), "palette images are not supported"),
+            (("encrypt", bw, "-o", tmp_path / "2.png"), "1-bit"),
+            (("decrypt", c, "-o", tmp_path / "3.jpg"), "would not keep the pixels exactly"),
+            (("encrypt", photo_file, "-o", tmp_path / "4.bmp"),
+             "cipher-images are PNG files (the header travels in a PNG chunk), not .bmp;")):
+        r = run(cli, *args, "-p", PW)
+        assert r.exit_code == 2 and says in r.output, r.output
+        assert "hid" not in r.output and "±1" not in r.output
+
+
 def test_cli_key_file_salt_nonce_deterministic(cli: click.Group, photo_file: Path,
                                                tmp_path: Path) -> None:
     key = tmp_path / "k.key"

@@ -258,10 +258,11 @@ def check_cipher_output(image: PathLike | bytes | LoadedImage, output: PathLike,
     """Refuse a non-PNG (or lossy) cipher-image name, the input itself, or an existing file."""
     ext = Path(output).suffix.lower()
     if ext != ".png":
-        what = "a lossy format and would destroy" if ext in LOSSY_EXTENSIONS else "not PNG:"
-        raise ImageError(f"{output}: {ext or '(no extension)'} is {what} the cipher-image; "
-                         "cipher-images are PNG files (the header travels in a PNG chunk): "
-                         "use a .png name")
+        lossy = " (a lossy format: it would destroy the cipher-image)" \
+            if ext in LOSSY_EXTENSIONS else ""
+        raise ImageError(f"{output}: cipher-images are PNG files (the header travels in a PNG "
+                         f"chunk), not {ext or 'files without an extension'}{lossy}; use a "
+                         ".png name")
     check_output(image, output, force)
 
 

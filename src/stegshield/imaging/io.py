@@ -105,12 +105,12 @@ def _refusal(img: Image.Image) -> str | None:
     if getattr(img, "n_frames", 1) > 1:
         return "animated / multi-frame images are not supported (extract one frame first)"
     if mode in {"P", "PA"}:
-        return ("palette images are not supported: hiding in them needs palette-aware "
-                "embedding; convert to RGB first (the change of type may itself look suspicious)")
+        return ("palette images are not supported (their pixels index a colour table); "
+                "convert to RGB first")
     if mode in {"I;16", "I;16B", "I;16L", "I;16N", "I", "F"}:
         return "16-bit and floating-point images are not supported yet (8 bits per channel only)"
     if mode == "1":
-        return "1-bit (bilevel) images cannot carry ±1 changes"
+        return "1-bit (bilevel) images are not supported (8 bits per channel only)"
     if mode not in {"L", "LA", "RGB", "RGBA"}:
         return f"image mode {mode} is not supported (use grayscale, RGB or RGBA)"
     return None
@@ -187,8 +187,8 @@ def output_format(path: str | os.PathLike[str], mode: str) -> str:
     """The lossless format for ``path``'s extension, or raise :class:`ImageError`."""
     ext = Path(path).suffix.lower()
     if ext in LOSSY_EXTENSIONS:
-        raise ImageError(f"{path}: {ext} is a lossy (or palette) format and would destroy the "
-                         "hidden data; write .png, .bmp, .tiff, .webp (lossless) or .pgm/.ppm")
+        raise ImageError(f"{path}: {ext} is a lossy (or palette) format and would not keep the "
+                         "pixels exactly; write .png, .bmp, .tiff, .webp (lossless) or .pgm/.ppm")
     fmt = LOSSLESS_EXTENSIONS.get(ext)
     if fmt is None:
         raise ImageError(f"{path}: unknown output extension {ext or '(none)'}; use .png, .bmp, "
