@@ -172,6 +172,9 @@ def test_outputs_never_replace_their_inputs_even_with_force(runner: CliRunner, c
         r = runner.invoke(main, ["reveal", str(stego), "-o", str(out), "-p", PW, "--force"])
         assert r.exit_code == 2 and "refusing to overwrite the stego image" in r.stderr
     assert stego.read_bytes() == before
+    got = tmp_path / "got.txt"  # -q: nothing on success
+    r = runner.invoke(main, ["reveal", str(stego), "-o", str(got), "-p", PW, "-q"])
+    assert r.exit_code == 0 and r.stderr == "" and got.read_bytes() == b"keep me"
     payload = tmp_path / "payload.png"
     payload.write_bytes(b"the only copy")
     r = runner.invoke(main, ["hide", str(cover), "-f", str(payload), "-o", str(payload),

@@ -230,3 +230,7 @@ def test_models_lists_every_linear_model_with_card_and_metrics() -> None:
     total = sum(m.size_bytes for m in list_models()) + sum(
         p.stat().st_size for _, p, _ in shipped_linear())
     assert total <= 25 * 2**20
+    text = CliRunner().invoke(cli, ["models"]).output  # the table says "-", never "None"
+    assert "tile=None" not in text and "lsbr-lr\tdetector=structural\tarch=structural-linear" \
+        "\ttile=-\t" in text
+    assert "srm-lsbm" in CliRunner().invoke(cli, ["models", "--help"]).output

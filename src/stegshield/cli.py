@@ -129,9 +129,10 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
               help="Write the payload here (default: text to stdout).")
 @password_option
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success but the payload.")
 @max_pixels_option
 @handle_errors
-def reveal(stego: Path, output: Path | None, password: str | None, force: bool,
+def reveal(stego: Path, output: Path | None, password: str | None, force: bool, quiet: bool,
            max_pixels: int) -> None:
     """Recover the payload hidden in STEGO. Exit 1 if nothing is found for the password."""
     if output is not None:
@@ -147,7 +148,8 @@ def reveal(stego: Path, output: Path | None, password: str | None, force: bool,
     payload = api.reveal(stego, pw, max_pixels=max_pixels)
     if output is not None:
         atomic_write(output, payload.data, force=force)
-        click.echo(f"revealed {len(payload.data):,} bytes to {output}", err=True)
+        if not quiet:
+            click.echo(f"revealed {len(payload.data):,} bytes to {output}", err=True)
     elif payload.is_text:
         click.echo(payload.data.decode("utf-8", errors="replace"))
     elif stdout_is_terminal():

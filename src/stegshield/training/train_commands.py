@@ -144,9 +144,10 @@ def _per_tile(metrics: dict) -> dict[str, dict[str, float]]:
 @click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def models(as_json: bool) -> None:
-    """List the shipped detector models (CNNs, the linear ``structural``, ``spam``, ``srm`` and
-    the ``fused`` combinations) and where scan's thresholds for each come from (``photos``:
-    fitted on whole validation photographs; ``tiles``: validation cover tiles)."""
+    """List the shipped detector models (CNNs, the linear structural, spam, srm and
+    srm-lsbm, and the fused combinations) and where scan's thresholds for each come
+    from (photos: fitted on whole validation photographs; tiles: validation cover
+    tiles)."""
     from ..analysis.cnn import THOROUGH_MODEL, shipped_models
     from ..analysis.cnn.inference import DEFAULT_MODEL
     from ..analysis.features.spam import DEFAULT_SPAM
@@ -192,5 +193,5 @@ def models(as_json: bool) -> None:
     for r in rows:
         card = r["path"].with_suffix(".md")
         click.echo(f"{r['name']}\tdetector={r['detector'] or '-'}\tarch={r['arch']}\t"
-                   f"tile={r['tile']}\tthresholds={r['thresholds']}\t"
+                   f"tile={r['tile'] or '-'}\tthresholds={r['thresholds']}\t"
                    f"{r['bytes'] / 1024:.0f} KiB\tcard={card.name if card.exists() else '-'}")
