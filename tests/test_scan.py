@@ -368,6 +368,21 @@ def test_cli_threshold_controls_alerts(folder: Path) -> None:
     assert code == 1
 
 
+def test_huge_files_are_refused_unread(tmp_path: Path) -> None:
+    """A file far larger than any image within --max-pixels was read whole into memory."""
+    from stegshield.scan.scanner import max_file_bytes
+
+    opts = ScanOptions(detector="classical", max_pixels=1000)
+    huge = tmp_path / "huge.png"
+    with huge.open("wb") as f:  # sparse: no disk used
+        f.truncate(max_file_bytes(1000) + 1)
+    r = Scanner(opts).scan_path(huge)
+    assert r.verdict == "error" and r.error is not None and r.error.startswith("file too large")
+    ok = tmp_path / "ok.png"
+    Image.fromarray(_cover(1, 16)).save(ok)
+    assert Scanner(opts).scan_path(ok).error is None
+
+
 def test_report_never_replaces_a_scanned_image(folder: Path) -> None:
     """``--report`` naming a scanned image used to overwrite the evidence with HTML."""
     image = folder / "stego.png"

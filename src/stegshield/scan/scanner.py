@@ -230,16 +230,30 @@ class Scanner:
         return result
 
     def scan_path(self, path: str | os.PathLike[str]) -> ScanResult:
-        """Read and scan one file."""
+        """Read and scan one file (refused unread above :func:`max_file_bytes`)."""
         t0 = time.perf_counter()
+        limit = max_file_bytes(self.options.max_pixels)
         try:
             with open(path, "rb") as f:
-                data = f.read()
+                size = os.fstat(f.fileno()).st_size
+                data = f.read(limit + 1) if size <= limit else b""
         except OSError as exc:
             return ScanResult(path=str(path), verdict="error",
                               error=f"cannot read: {exc.strerror or exc}",
                               seconds=time.perf_counter() - t0)
+        if size > limit or len(data) > limit:
+            return ScanResult(path=str(path), verdict="error",
+                              error=f"file too large: {max(size, len(data)):,} bytes (at most "
+                              f"{limit:,} for --max-pixels {self.options.max_pixels:,})",
+                              seconds=time.perf_counter() - t0)
         return self.scan_bytes(data, str(path))
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest file ``scan`` reads for a pixel limit: 8 bytes per pixel (16-bit RGBA,
+    uncompressed) plus 64 MiB of metadata, so a huge non-image file in a scanned folder or a
+    watched inbox cannot exhaust memory."""
+    return 8 * max_pixels + 64 * 2**20
 
 
 def iter_image_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool = False,
