@@ -368,6 +368,25 @@ def test_cli_threshold_controls_alerts(folder: Path) -> None:
     assert code == 1
 
 
+def test_odd_file_names_stay_one_line_and_valid_json(tmp_path: Path) -> None:
+    """A newline in a name split the table row; a non-UTF-8 name came out of --format jsonl
+    as a lone surrogate, which strict JSON parsers reject."""
+    img = _cover(1, 128)
+    names = ["two\nlines.png", "fl\udcffower.png"]  # the second: byte 0xff in the name
+    for n in names:
+        Image.fromarray(img).save(os.fsencode(tmp_path / n))
+    code, out, _ = _run("--detector", "classical", str(tmp_path))
+    rows = out.splitlines()
+    assert code == 0 and len(rows) == 1 + 2 + 1  # header, two images, summary
+    assert any(r.endswith("two\\nlines.png") for r in rows)
+    assert any(r.endswith("fl\\xffower.png") for r in rows)
+    _, out, _ = _run("--detector", "classical", "--format", "jsonl", str(tmp_path))
+    paths = {json.loads(line)["path"].rsplit("/", 1)[1] for line in out.splitlines()}
+    assert paths == {"two\nlines.png", "fl\\xffower.png"}
+    assert all(ord(c) < 0xD800 or ord(c) > 0xDFFF for c in out)
+    assert "\\udcff" not in out
+
+
 def test_huge_files_are_refused_unread(tmp_path: Path) -> None:
     """A file far larger than any image within --max-pixels was read whole into memory."""
     from stegshield.scan.scanner import max_file_bytes

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from .choices import FORMATS
-from .scanner import ScanResult
+from .scanner import ScanResult, text_path
 
 __all__ = ["FORMATS", "CsvWriter", "JsonlWriter", "Summary", "TableWriter", "make_writer"]
 
@@ -75,8 +75,9 @@ class TableWriter:
         size = f"{r.width}x{r.height}" if r.width else "-"
         extra = r.error or "; ".join(r.notes)
         tail = f"  ({extra})" if extra else ""
+        path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text_path(r.path))
         return (f"{r.verdict:<10} {score:>6} {pay:>7} {size:>11} {(r.format or '-'):<6} "
-                f"{r.path}{tail}")
+                f"{path}{tail}")
 
     def header(self) -> str:
         return f"{'VERDICT':<10} {'SCORE':>6} {'BPP':>7} {'SIZE':>11} {'FORMAT':<6} PATH"

@@ -102,6 +102,7 @@ class ScanResult:
     def to_json(self, heatmap: bool = False) -> dict[str, Any]:
         """JSON-ready dict; the heat map only when asked (it can be large)."""
         d = asdict(self)
+        d["path"] = text_path(self.path)
         d.pop("heatmap")
         d.pop("thumbnail")
         d["seconds"] = round(self.seconds, 4)
@@ -112,6 +113,13 @@ class ScanResult:
         if heatmap:
             d["heatmap"] = self.heatmap.to_json() if self.heatmap is not None else None
         return d
+
+
+def text_path(path: str) -> str:
+    """``path`` as valid text for JSON, CSV and the table: bytes of the name that were not
+    UTF-8 become ``\\xNN`` (Python keeps them as lone surrogates, which strict JSON parsers
+    and UTF-8 terminals reject); the table also escapes control characters."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 #: Decimals of every reported score.
