@@ -183,6 +183,19 @@ def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path,
     calibrate.main([str(photos), "--detector", "cnn", "--fit", str(fit_file)])
     fit = load_photo_calibration(resolve_model("default"), fit_file)
     assert fit is not None and fit.info["files"] == 12 and fit.info["detector"] == "cnn"
+    # --fit never replaces a measured image, nor an existing file without --force
+    before = (photos / "p3.png").read_bytes(), fit_file.read_bytes()
+    for target, says in ((photos / "p3.png", "refusing to overwrite the calibration image"),
+                         (fit_file, "already exists (use --force")):
+        with pytest.raises(SystemExit) as stop:
+            calibrate.main([str(photos), "--detector", "cnn", "--fit", str(target)])
+        assert stop.value.code == 2 and says in capsys.readouterr().err
+    assert ((photos / "p3.png").read_bytes(), fit_file.read_bytes()) == before
+    for argv, says in (([str(tmp_path / "nosuch")], "no such file or directory"),
+                       ([str(photos), "--detector", "bogus"], "unknown detector choice")):
+        with pytest.raises(SystemExit) as stop:
+            calibrate.main(argv)
+        assert stop.value.code == 2 and says in capsys.readouterr().err
     det = Scanner(ScanOptions(detector="cnn", calibration=str(fit_file))).suite.members[0]
     for f in (0.01, 0.05):
         assert learned_threshold(det.detector, f) == pytest.approx(

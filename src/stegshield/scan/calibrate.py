@@ -37,10 +37,10 @@ from typing import Any
 import numpy as np
 
 from ..datasets.debian import RESERVED_PACKAGES
-from ..imaging import ImageError
+from ..imaging import ImageError, check_not_input
 from .loader import ScanImage, load_for_scan
 from .scanner import MIN_PIXELS, MIN_SIDE, Scanner, ScanOptions, iter_image_paths
-from .suite import CALIBRATABLE
+from .suite import CALIBRATABLE, SuiteError
 from .thresholds import classical_threshold
 
 __all__ = ["DEFAULT_FPRS", "corpus_images", "cover_stats", "fit_photos", "load_judgeable",
@@ -190,7 +190,11 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="fit the detector's image statistic on these clean images (a Gumbel "
                          "law; tiled learned detectors only) and write it to FILE, for "
                          "scan --calibration FILE")
+    ap.add_argument("--force", action="store_true", help="replace an existing --fit FILE")
     args = ap.parse_args(argv)
+    for d in args.dirs:
+        if not Path(d).exists():
+            ap.exit(2, f"stegshield.scan.calibrate: {d}: no such file or directory\n")
     if args.fit:
         if args.corpus and args.splits != "val":
             ap.exit(2, "stegshield.scan.calibrate: fit on the corpus' validation photographs "
@@ -207,7 +211,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             ap.exit(2, f"stegshield.scan.calibrate: {c}: not a cover corpus ({exc})\n")
     if args.limit and len(items) > args.limit:
         items = random.Random(args.seed).sample(items, args.limit)
-    if args.fit:
+    if args.fit:  # never over one of the measured images, nor over a file without --force
+        fit_path = Path(args.fit)
+        try:
+            check_not_input(fit_path, [("calibration image", p) for p, _ in items])
+        except ImageError as exc:
+            ap.exit(2, f"stegshield.scan.calibrate: {exc}\n")
+        if fit_path.exists() and not args.force:
+            ap.exit(2, f"stegshield.scan.calibrate: {fit_path}: already exists (use --force to "
+                       "replace it)\n")
         import datetime as dt
         import sys
 
@@ -231,7 +243,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                          indent=1))
         return
     measured: list[int] = []
-    scores = cover_stats([p for p, _ in items], args.detector, measured)
+    try:
+        scores = cover_stats([p for p, _ in items], args.detector, measured)
+    except SuiteError as exc:
+        ap.exit(2, f"stegshield.scan.calibrate: {exc}\n")
     groups = [items[i][1] for i in measured]
     size = Counter(groups)
     weights = [1.0 / size[g] for g in groups]
