@@ -200,6 +200,17 @@ def test_cli_stego(covers: list[Path], tmp_path: Path) -> None:
         assert r.output.startswith("stegshield: error:") and r.output.count("\n") == 1
     r = runner.invoke(dataset, ["stego", "--covers", str(tmp_path / "nope"), "--out", str(out)])
     assert r.exit_code == 2
+    # --out at or inside the covers folder (it replaced a corpus manifest); nothing written
+    src = covers[0].parent
+    before = sorted(p.name for p in src.rglob("*"))
+    for bad in (src, src / "stego"):
+        r = runner.invoke(dataset, ["stego", "--covers", str(src), "--out", str(bad),
+                                    "--algo", "lsbr", "--rate", "0.1"])
+        assert r.exit_code == 2 and "is the covers folder or inside it" in r.output, r.output
+    assert sorted(p.name for p in src.rglob("*")) == before
+    r = runner.invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src),
+                                "--tile", "0"])
+    assert r.exit_code == 2 and "positive" in r.output and "Traceback" not in r.output
 
 
 def test_cli_covers_passes_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,6 +28,8 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
         raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
     if not vals:
         raise click.BadParameter(f"no {what} given")
+    if min(vals) < 1:
+        raise click.BadParameter(f"{what} must be positive integers, got {text!r}")
     return vals
 
 
@@ -83,6 +85,11 @@ def stego(covers_dir: Path, out_dir: Path, algo: str, rates: str, split: str | N
     """
     from .stego import generate_stego, list_covers, parse_algos, parse_rates
 
+    src, dst = covers_dir.resolve(), out_dir.resolve()
+    if dst == src or src in dst.parents:
+        raise ValueError(f"--out {out_dir} is the covers folder or inside it: the stego sets "
+                         "would mix with the covers (and replace a corpus manifest); choose "
+                         "another folder")
     algos = parse_algos(algo)
     rate_list = parse_rates(rates)
     covers = list_covers(covers_dir, split=split, tile=tile, limit=limit)
