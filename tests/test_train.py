@@ -119,6 +119,45 @@ def test_cli_commands(tmp_path: Path) -> None:
     assert (tmp_path / "o" / "detector.safetensors").exists()
 
 
+def test_cli_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
+    """Each of these ended in a Python traceback (exit 1) from deep inside training."""
+    from click.testing import CliRunner
+
+    from stegshield.training.train_commands import train
+
+    corpus = _corpus(tmp_path / "corpus")
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "afile").write_text("x")
+    base = ["--covers", str(corpus), "--epochs", "1", "--algorithms", "lsbm", "--rates", "0.4",
+            "--tile", "32", "--crop", "32", "--workers", "0", "--no-progress", "--threads", "1",
+            "--no-calibrate"]
+    for extra, says in (
+            (["--covers", str(tmp_path / "plain")], "no manifest.jsonl"),
+            (["--arch", "bogus"], "unknown arch 'bogus'"),
+            (["--algorithms", "nope"], "unknown algorithm 'nope'"),
+            (["--rates", "abc"], "expected comma-separated numbers"),
+            (["--rates", "2"], "each in (0, 1]"),
+            (["--arch-config", "{bad"], "not valid JSON"),
+            (["--arch-config", '{"nosuch": 1}'], "nosuch"),
+            (["--batch-pairs", "0"], "0"),
+            (["--epochs", "0"], "0"),
+            (["--tile", "64", "--crop", "64"], "the corpus has tiles of 32 px"),
+            (["--out", str(tmp_path / "afile")], "not a folder")):
+        args = [*base, "--out", str(tmp_path / "o"), *extra]
+        r = CliRunner().invoke(train, args)
+        assert r.exit_code == 2, (extra, r.output)
+        assert says in r.output and "Traceback" not in r.output, (extra, r.output)
+    # resuming a run with other settings mixed two runs silently; now refused
+    from stegshield.training.train import train as run
+
+    assert run(_cfg(tmp_path, "part", stop_after_steps=3))["interrupted"]
+    with pytest.raises(ValueError, match=r"other settings \(rates \[0.4, 0.2\] -> \[0.1\]"):
+        run(_cfg(tmp_path, "part", rates=[0.1]))
+    r = CliRunner().invoke(train, [*base, "--out", str(tmp_path / "part"), "--tile", "32"])
+    assert r.exit_code == 2 and "training stopped:" in r.output and "other settings" in r.output
+    assert run(_cfg(tmp_path, "part", epochs=3))["epoch"] == 3  # more epochs: allowed
+
+
 def test_algorithm_curriculum_and_group_weights() -> None:
     from stegshield.training.data import EpochSampler, group_weights
 

@@ -87,6 +87,25 @@ class TrainConfig:
     progress: bool = True
 
 
+#: Settings that define a run: resuming with other values would silently mix two runs (the
+#: budget, patience, device and worker settings may change between sessions).
+RUN_SETTINGS = ("arch", "arch_config", "init", "stego", "algorithms", "rates", "stage_epochs",
+                "early_algorithms", "alg_stage_epochs", "group_balance", "val_rates",
+                "batch_pairs", "lr", "weight_decay", "warmup_steps", "crop", "train_tiles",
+                "val_tile", "limit", "seed", "epoch_repeats")
+
+
+def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+    """Raise ``ValueError`` naming the settings that differ from the checkpoint's run."""
+    now = json.loads(json.dumps(asdict(cfg)))
+    was = json.loads(json.dumps(saved))
+    diff = [f"{k} {was[k]!r} -> {now[k]!r}" for k in RUN_SETTINGS
+            if k in was and was[k] != now[k]]
+    if diff:
+        raise ValueError(f"{out} holds a run made with other settings ({'; '.join(diff)}): "
+                         "rerun with its settings to resume it, or train into another --out")
+
+
 def _device(name: str) -> torch.device:
     if name == "cuda" and not torch.cuda.is_available():
         print("stegshield train: CUDA not available, using the CPU")
@@ -313,6 +332,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     blob = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt.exists() else None
     if blob is not None:  # validate as the run being continued did, so best_auc compares
         saved = blob["state"]["config"]
+        _check_same_run(saved, cfg, out)
         kept = {k: saved.get(k, legacy) for k, legacy in _VAL_LEGACY.items()}
         for k, v in kept.items():
             if v != getattr(cfg, k):

@@ -14,6 +14,52 @@ def _floats(text: str) -> list[float]:
     return [float(t) for t in text.split(",") if t.strip()]
 
 
+def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algorithms: str,
+                      early_algorithms: str, rates: str, linear_probe: bool, tile: int) -> dict:
+    """Refuse bad ``train`` arguments with one line each (they surfaced as tracebacks from
+    deep inside training); returns the parsed ``--arch-config``."""
+    from ..cli_support import fail
+    from .data import ALGORITHMS
+
+    if not (Path(covers) / "manifest.jsonl").exists():
+        fail(f"--covers {covers}: no manifest.jsonl; training and validation need a cover "
+             "corpus split by source photograph (stegshield dataset covers --out DIR ...)")
+    tiles = {int(json.loads(line).get("tile", 0)) for line in
+             (Path(covers) / "manifest.jsonl").read_text().splitlines() if line.strip()}
+    if tile not in tiles:
+        fail(f"--tile {tile}: the corpus has tiles of {', '.join(map(str, sorted(tiles)))} px")
+    if Path(out).exists() and not Path(out).is_dir():
+        fail(f"--out {out}: exists and is not a folder")
+    try:
+        config = json.loads(arch_config)
+    except json.JSONDecodeError as exc:
+        fail(f"--arch-config is not valid JSON ({exc.msg} at character {exc.pos})")
+    if not isinstance(config, dict):
+        fail("--arch-config must be a JSON object, e.g. '{\"width\": 32}'")
+    for opt, text in (("--algorithms", algorithms), ("--early-algorithms", early_algorithms)):
+        bad = [a for a in (t.strip() for t in text.split(",")) if a and a not in ALGORITHMS]
+        if bad:
+            fail(f"{opt}: unknown algorithm {bad[0]!r}; choose from {', '.join(ALGORITHMS)}")
+    if not [a for a in algorithms.split(",") if a.strip()]:
+        fail("--algorithms: give at least one algorithm")
+    try:
+        vals = _floats(rates)
+    except ValueError:
+        fail(f"--rates: expected comma-separated numbers, got {rates!r}")
+    if not vals or not all(0 < v <= 1 for v in vals):
+        fail(f"--rates: payloads in bits per pixel, each in (0, 1], got {rates!r}")
+    if not linear_probe:
+        from ..analysis.cnn.model import build_model
+
+        try:
+            build_model(arch, **config)
+        except KeyError as exc:
+            fail(str(exc.args[0]) if exc.args else str(exc))
+        except (TypeError, ValueError) as exc:
+            fail(f"--arch {arch} --arch-config {arch_config}: {exc}")
+    return config
+
+
 @click.command("train")
 @click.option("--covers", default=".cache/corpus/gray", show_default=True,
               type=click.Path(exists=True, file_okay=False),
@@ -22,7 +68,7 @@ def _floats(text: str) -> list[float]:
               help="Precomputed stego folder(s) (files named like their covers); without it "
                    "stego is generated on the fly.")
 @click.option("--arch", default="light", show_default=True, help="Model architecture.")
-@click.option("--epochs", default=30, show_default=True, type=int)
+@click.option("--epochs", default=30, show_default=True, type=click.IntRange(min=1))
 @click.option("--device", default="cpu", show_default=True, type=click.Choice(["cpu", "cuda"]))
 @click.option("--stego-on-device/--stego-on-cpu", "stego_on_device", default=None,
               help="Make the training stego with torch on the training device (default: on "
@@ -66,16 +112,17 @@ def _floats(text: str) -> list[float]:
               help="Frozen ImageNet features + logistic regression instead of SGD training "
                    "(arch effnet-lite0; --tile and --rates apply; stem stride from "
                    "--arch-config, default 2).")
-@click.option("--batch-pairs", default=16, show_default=True, type=int)
+@click.option("--batch-pairs", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--lr", default=2e-3, show_default=True, type=float)
-@click.option("--tile", default=128, show_default=True, type=int,
+@click.option("--tile", default=128, show_default=True, type=click.IntRange(min=16),
               help="Corpus tile size used for training and validation.")
-@click.option("--crop", default=128, show_default=True, type=int)
+@click.option("--crop", default=128, show_default=True, type=click.IntRange(min=16))
 @click.option("--patience", default=8, show_default=True, type=int)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
 @click.option("--threads", default=2, show_default=True, type=int)
-@click.option("--limit", default=None, type=int, help="Use at most this many tiles per split.")
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="Use at most this many tiles per split.")
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: str,
           stego_on_device: bool | None, epoch_repeats: int, max_minutes: float | None,
@@ -88,11 +135,15 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
           limit: int | None, progress: bool) -> None:
     """Train a steganalysis CNN (resumes from OUT/checkpoint.pt), then calibrate it on the
     validation split into OUT/detector.safetensors."""
+    from ..cli_support import fail
     from ..training.train import TrainConfig, calibrate_and_export
     from ..training.train import train as run
 
+    config = _check_train_args(covers, out, arch, arch_config, algorithms, early_algorithms,
+                               rates, linear_probe, tile)
+
     cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
-                      arch_config=json.loads(arch_config), init=init,
+                      arch_config=config, init=init,
                       algorithms=[a.strip() for a in algorithms.split(",") if a.strip()],
                       early_algorithms=[a.strip() for a in early_algorithms.split(",")
                                         if a.strip()],
@@ -119,7 +170,12 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
         cfg.val_rates = cfg.rates
         res = {"best_epoch": 0, "best_auc": info["val_auc"]}
     else:
-        res = run(cfg)
+        try:
+            res = run(cfg)
+        except (ValueError, KeyError, OSError, RuntimeError) as exc:  # what the checks
+            # above cannot see: unreadable tiles, a checkpoint of another architecture
+            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            fail(f"training stopped: {msg}")
     best = Path(out) / "best.safetensors"
     if not calibrate:
         click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}): {best}")
