@@ -207,3 +207,23 @@ def test_batchnorm_folding_keeps_the_logits() -> None:
         torch.testing.assert_close(net(x), ref, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError):
         fold_batchnorm(build_model("light").train())
+
+
+def test_save_model_is_atomic(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Model files were written in place: a crash mid-write left a truncated best/last file."""
+    import stegshield.analysis.cnn.inference as inf
+
+    path = tmp_path / "m.safetensors"
+    save_model(path, build_model("light"), {"arch": "light", "config": {}})
+    before = path.read_bytes()
+
+    def crash(state, filename, metadata=None):  # type: ignore[no-untyped-def]
+        with open(filename, "wb") as f:
+            f.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(inf, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(path, build_model("light"), {"arch": "light", "config": {}})
+    assert path.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == [path.name]
+    load_model(path)

@@ -69,8 +69,14 @@ def save_model(path: str | Path, model: nn.Module, meta: dict[str, Any],
         half = sum(p.numel() for p in model.parameters()) > HALF_ABOVE
     state = {k: _storage(v, half) for k, v in model.state_dict().items()
              if v.dtype.is_floating_point}
-    save_file(state, str(path), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
-    os.chmod(path, 0o644)  # safetensors writes 0600; shipped files must be world-readable
+    tmp = Path(path).with_name(Path(path).name + ".tmp")  # atomic: a reader never sees half
+    try:
+        save_file(state, str(tmp), metadata={META_KEY: json.dumps(meta, sort_keys=True)})
+        os.chmod(tmp, 0o644)  # safetensors writes 0600; shipped files must be world-readable
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
