@@ -220,9 +220,11 @@ def test_cli_covers_passes_options(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     def fake_build(out_dir, **kw):  # type: ignore[no-untyped-def]
         seen.update(kw, out_dir=out_dir)
-        return covers_mod.CoverManifest(out_dir=Path(out_dir), summary={
+        m = covers_mod.CoverManifest(out_dir=Path(out_dir), summary={
             "images_kept": 2, "candidates": 5, "groups_kept": 2,
             "per_split": {"train": {"tiles": {"256": 3}}, "test": {"tiles": {"256": 1}}}})
+        m.tiles.extend({} for _ in range(4))
+        return m
 
     monkeypatch.setattr(covers_mod, "build_covers", fake_build)
     runner = CliRunner()
@@ -240,3 +242,17 @@ def test_cli_covers_passes_options(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert r.exit_code == 2 and "--debian" in r.output
     r = runner.invoke(dataset, ["covers", "--out", str(tmp_path / "d"), "--debian"])
     assert r.exit_code == 0 and seen["debian"] is True and seen["mode"] == "gray"
+
+
+def test_cli_covers_that_yield_no_tile_fail(tmp_path: Path) -> None:
+    """A folder whose images all fail (here: too small) built an empty corpus with exit 0."""
+    from PIL import Image
+
+    src = tmp_path / "small"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(np.random.default_rng(i).integers(0, 256, (96, 96), np.uint8)).save(
+            src / f"s{i}.png")
+    r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src)])
+    assert r.exit_code == 2 and "no tiles: none of the 3 candidate images" in r.output, r.output
+    assert "too_small 3" in r.output and "Traceback" not in r.output

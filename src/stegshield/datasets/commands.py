@@ -171,3 +171,7 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
     failed = [p["package"] for p in manifest.packages if "error" in p]
     if failed:
         _warn(f"could not fetch: {', '.join(failed)}")
+    if not manifest.tiles:  # an empty corpus is a failed build, not a success
+        why = ", ".join(f"{k} {v}" for k, v in sorted(s.get("rejected_sources", {}).items()))
+        _fail(f"no tiles: none of the {s.get('candidates', 0)} candidate images gave a tile "
+              f"({why or 'no candidates'}; per file in {out_dir / 'sources.jsonl'})")
