@@ -274,3 +274,47 @@ def test_validation_auc_reproduces_the_trainers_statistic(tmp_path: Path) -> Non
     (flat,) = validation_auc([best], _cfg(tmp_path, "v", algorithms=["lsbm", "lsbr", "hill"],
                                           val_group_balance=0.0))
     assert any(abs(flat[k] - got[k]) > 1e-6 for k in got)
+
+
+def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C lost every step since the last periodic checkpoint (up to an epoch): now the
+    first one stops after the current step with a checkpoint, and the rerun continues to the
+    same weights as an uninterrupted run."""
+    import os
+    import signal
+
+    import stegshield.training.train as tr
+    from stegshield.analysis.cnn.inference import load_model
+
+    _corpus(tmp_path / "corpus")
+    full = tr.train(_cfg(tmp_path, "full", checkpoint_every=100))
+    real_save = tr._save_ckpt
+    saves: list[int] = []
+
+    def save_and_interrupt(ckpt, model, opt, state):  # type: ignore[no-untyped-def]
+        saves.append(state["global_step"])
+        real_save(ckpt, model, opt, state)
+
+    monkeypatch.setattr(tr, "_save_ckpt", save_and_interrupt)
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def step_then_ctrl_c(self, *a, **k):  # type: ignore[no-untyped-def]
+        out = real_step(self, *a, **k)
+        calls["n"] += 1
+        if calls["n"] == 3:  # Ctrl-C during step 3: the step completes, then the loop stops
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", step_then_ctrl_c)
+    part = tr.train(_cfg(tmp_path, "cut", checkpoint_every=100))
+    assert part["interrupted"] and saves[-1] == 3 and part["global_step"] == 3
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
+    done = tr.train(_cfg(tmp_path, "cut", checkpoint_every=100))
+    assert done["epoch"] == full["epoch"] == 2
+    a, _ = load_model(tmp_path / "full" / "last.safetensors")
+    b, _ = load_model(tmp_path / "cut" / "last.safetensors")
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert torch.allclose(va.float(), vb.float(), atol=1e-6), k

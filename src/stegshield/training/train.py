@@ -95,6 +95,50 @@ RUN_SETTINGS = ("arch", "arch_config", "init", "stego", "algorithms", "rates", "
                 "val_tile", "limit", "seed", "epoch_repeats")
 
 
+class _StopFlag:
+    """Ctrl-C while training: the first one asks the loop to save a checkpoint at the end of
+    the current step and return (a step cut in half would leave the optimizer half-updated);
+    a second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __enter__(self) -> _StopFlag:
+        import signal
+        import threading
+
+        self.requested = False
+        self._old = None
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the next one stops now
+        print("\nstopping after this step (Ctrl-C again to stop at once)", flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+_STOP = _StopFlag()
+
+
+def _ignore_sigint(_worker: int) -> None:
+    """Data workers leave Ctrl-C to the training loop (which saves a checkpoint first)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
     """Raise ``ValueError`` naming the settings that differ from the checkpoint's run."""
     now = json.loads(json.dumps(asdict(cfg)))
@@ -305,7 +349,13 @@ def _stage_text(ds: Any, cfg: TrainConfig, epoch: int) -> str:
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Run (or resume) training; returns the final state (best epoch, metrics, paths)."""
+    """Run (or resume) training; returns the final state (best epoch, metrics, paths).  Ctrl-C
+    saves a checkpoint after the current step and returns with ``interrupted`` set."""
+    with _STOP:
+        return _train(cfg)
+
+
+def _train(cfg: TrainConfig) -> dict[str, Any]:
     from torch.utils.data import DataLoader
 
     out = Path(cfg.out)
@@ -389,7 +439,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     else:
         loader = DataLoader(train_ds, batch_size=cfg.batch_pairs, sampler=sampler,
                             collate_fn=collate_pairs, num_workers=cfg.workers,
-                            persistent_workers=cfg.workers > 0)
+                            persistent_workers=cfg.workers > 0,
+                            worker_init_fn=_ignore_sigint if cfg.workers > 0 else None)
     # bfloat16 body on a GPU; the SRM front end stays float32, and models whose first layer
     # sees the pixels directly (effnet-lite0: bf16_inference False) stay float32 throughout
     amp = device.type == "cuda" and getattr(model, "bf16_inference", True)
@@ -440,8 +491,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 _save_ckpt(ckpt, model, opt, state)
             if budget is not None and state["elapsed"] >= budget:
                 break  # validate what we have, then stop
-            if cfg.stop_after_steps is not None and state["global_step"] >= cfg.stop_after_steps:
+            if (cfg.stop_after_steps is not None
+                    and state["global_step"] >= cfg.stop_after_steps) or _STOP.requested:
                 _save_ckpt(ckpt, model, opt, state)
+                if _STOP.requested:
+                    print(f"interrupted: checkpoint saved at epoch {epoch + 1} step "
+                          f"{state['step_in_epoch']}; run the same command to resume",
+                          flush=True)
                 return {"interrupted": True, **state}
         # ---- validation
         logits = predict(model, val_x, device)

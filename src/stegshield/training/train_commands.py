@@ -176,6 +176,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
             # above cannot see: unreadable tiles, a checkpoint of another architecture
             msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
             fail(f"training stopped: {msg}")
+        if res.get("interrupted"):  # Ctrl-C: the checkpoint is saved, nothing to calibrate
+            raise SystemExit(130)
     best = Path(out) / "best.safetensors"
     if not calibrate:
         click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}): {best}")
