@@ -38,6 +38,9 @@ def test_kdf_depends_on_password_and_salt() -> None:
     assert k != derive_key(PW, b"t" * 16, TEST_KDF)
     with pytest.raises(ValueError):
         KdfParams(time_cost=0)
+    # a str password from the Python API gave a cryptic cffi TypeError
+    with pytest.raises(TypeError, match=r"the password must be bytes, not str \(e.g. "):
+        derive_key("my pass", b"s" * 16, TEST_KDF)  # type: ignore[arg-type]
 
 
 @given(data=st.binary(max_size=2000), text=st.booleans(), name=st.text(max_size=40))

@@ -37,6 +37,9 @@ TEST_KDF = KdfParams(time_cost=1, memory_kib=64, parallelism=1)
 def derive_key(password: bytes, salt: bytes, params: KdfParams = DEFAULT_KDF,
                length: int = KEY_BYTES) -> bytes:
     """Derive ``length`` key bytes from ``password`` and ``salt`` with Argon2id."""
+    if not isinstance(password, bytes | bytearray):
+        raise TypeError(f"the password must be bytes, not {type(password).__name__} "
+                        "(e.g. 'my pass'.encode())")
     if len(salt) < 8:
         raise ValueError("salt must be at least 8 bytes")
     return hash_secret_raw(
