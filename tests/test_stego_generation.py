@@ -175,6 +175,10 @@ def test_list_covers_reads_a_corpus_manifest(tmp_path: Path) -> None:
     (tmp_path / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert st.list_covers(tmp_path, split="test", tile=64) == [tmp_path / "test/64/x.png"]
     assert [p.name for p in st.list_covers(tmp_path, tile=64)] == ["x.png", "y.png"]
+    with pytest.raises(ValueError, match="no split 'nosplit'; the corpus has"):
+        st.list_covers(tmp_path, split="nosplit")  # said "no cover images found"
+    with pytest.raises(ValueError, match="no tile 100; the corpus has"):
+        st.list_covers(tmp_path, tile=100)
     with pytest.raises(ValueError, match="--tile"):
         st.list_covers(tmp_path, split="test")  # two covers named x
     with pytest.raises(ValueError, match="manifest"):

@@ -371,7 +371,13 @@ def list_covers(covers_dir: str | os.PathLike, *, split: str | None = None,
     manifest = root / "manifest.jsonl"
     if manifest.exists():
         paths = []
-        for row in read_manifest(manifest):
+        rows = list(read_manifest(manifest))
+        for what, want, have in (("split", split, {str(r.get("split")) for r in rows}),
+                                 ("tile", tile, {int(r.get("tile", -1)) for r in rows})):
+            if want is not None and want not in have:
+                raise ValueError(f"{root}: no {what} {want!r}; the corpus has "
+                                 f"{', '.join(map(str, sorted(have)))}")
+        for row in rows:
             if split is not None and row.get("split") != split:
                 continue
             if tile is not None and int(row.get("tile", -1)) != tile:
