@@ -277,7 +277,8 @@ def test_validation_auc_reproduces_the_trainers_statistic(tmp_path: Path) -> Non
 
 
 def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       request: pytest.FixtureRequest) -> None:
     """Ctrl-C lost every step since the last periodic checkpoint (up to an epoch): now the
     first one stops after the current step with a checkpoint, and the rerun continues to the
     same weights as an uninterrupted run."""
@@ -289,6 +290,9 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path,
 
     _corpus(tmp_path / "corpus")
     full = tr.train(_cfg(tmp_path, "full", checkpoint_every=100))
+    # as in a terminal (a background `make test` may have SIGINT ignored, which train respects)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, before))
     real_save = tr._save_ckpt
     saves: list[int] = []
 
@@ -318,3 +322,6 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path,
     b, _ = load_model(tmp_path / "cut" / "last.safetensors")
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert torch.allclose(va.float(), vb.float(), atol=1e-6), k
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # started with nohup: Ctrl-C stays ignored
+    with tr._STOP:
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN

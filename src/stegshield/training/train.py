@@ -109,7 +109,8 @@ class _StopFlag:
 
         self.requested = False
         self._old = None
-        if threading.current_thread() is threading.main_thread():
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:  # nohup'ed: leave it
             self._old = signal.signal(signal.SIGINT, self._handle)
         return self
 
