@@ -117,6 +117,9 @@ def test_cli_commands(tmp_path: Path) -> None:
                                    "--workers", "0", "--no-progress", "--threads", "1"])
     assert r.exit_code == 0, r.output
     assert (tmp_path / "o" / "detector.safetensors").exists()
+    # 4 validation covers cannot resolve 1 % or 5 %: a detector that never alerts, said so
+    # (it was written silently)
+    assert "no finite threshold at 0.01, 0.05 false positives" in r.stderr
 
 
 def test_cli_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:

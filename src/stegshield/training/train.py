@@ -567,8 +567,9 @@ def calibrate_and_export(model_path: str | Path, out_path: str | Path, cfg: Trai
     copy, _ = load_model(model_path)  # the runner converts its model in place
     logits = _Runner(copy, bf16=True, jit=False)(np.stack(x)).astype(np.float64)
     cal = fit_calibration(logits, y)
+    thresholds = fpr_thresholds(logits, y)
     meta = {**meta, "tile": tile, "calibration": {"a": cal.a, "b": cal.b},
-            "thresholds": fpr_thresholds(logits, y), "val_pairs": len(pairs),
+            "thresholds": thresholds, "val_pairs": len(pairs),
             "val_auc_calibration_set": roc_auc(y, logits), **(extra or {})}
     save_model(out_path, model, meta)
     return meta

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import click
@@ -183,6 +184,13 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
         click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}): {best}")
         return
     meta = calibrate_and_export(best, Path(out) / "detector.safetensors", cfg)
+    never = [f for f, t in meta["thresholds"].items() if not math.isfinite(t)]
+    if never:
+        from ..cli_support import warn
+
+        warn(f"no finite threshold at {', '.join(never)} false positives (too few validation "
+             "covers, or a model that separates nothing yet): this detector never alerts "
+             "there; train longer or on a larger corpus")
     click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}); "
                f"calibrated detector: {Path(out) / 'detector.safetensors'} "
                f"(thresholds {json.dumps(meta['thresholds'])})")
