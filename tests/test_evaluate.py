@@ -136,3 +136,11 @@ def test_cli_evaluate(dataset: tuple[Path, Path], tmp_path: Path) -> None:
     r = runner.invoke(evaluate_cmd, ["--detector", "ws", "--covers", str(cdir), "--stego",
                                      str(empty)])
     assert r.exit_code == 2 and "no stego images" in r.output
+    # the covers as their own stego (AUC 0.5, exit 0 before), and a report inside a stego set
+    r = runner.invoke(evaluate_cmd, ["--detector", "ws", "--covers", str(cdir), "--stego",
+                                     str(cdir)])
+    assert r.exit_code == 2 and "is the covers folder" in r.output
+    inside = out / "lsbr" / "0.4" / "rep"
+    r = runner.invoke(evaluate_cmd, ["--detector", "ws", "--covers", str(cdir), "--stego",
+                                     str(out / "lsbr" / "0.4"), "--out", str(inside)])
+    assert r.exit_code == 2 and "inside an input folder" in r.output and not inside.exists()

@@ -62,6 +62,16 @@ def evaluate(detectors: tuple[str, ...], covers_dir: Path, stego_dirs: tuple[Pat
             for f in ("report.json", "report.md", "roc.png", "scores.csv"):
                 if (out_dir / f).exists():
                     _fail(f"{out_dir / f}: already exists (use --force to replace it)")
+        src = covers_dir.resolve()
+        for d in stego_dirs:  # a cover scored as its own stego measures nothing
+            if Path(d).resolve() == src:
+                _fail(f"--stego {d} is the covers folder: give a folder of stego images "
+                      "(stegshield dataset stego)")
+        if out_dir is not None and any(out_dir.resolve() == Path(d).resolve() or
+                                       Path(d).resolve() in out_dir.resolve().parents
+                                       for d in (covers_dir, *stego_dirs)):
+            _fail(f"--out {out_dir} is inside an input folder: roc.png would join the images; "
+                  "choose another folder")
         covers = list_covers(covers_dir, split=split, tile=tile, limit=limit)
         sets = ev.find_stego_sets(stego_dirs, include_flagged=include_flagged)
         extra = ", ".join(x for x in (f"split {split}" if split else "",
