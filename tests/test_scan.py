@@ -408,7 +408,7 @@ def test_report_never_replaces_a_scanned_image(folder: Path) -> None:
     before = image.read_bytes()
     for args in ([str(image)], [str(folder)]):
         code, _, err = _run("--detector", "classical", "--report", str(image), *args)
-        assert code == 2 and "refusing to overwrite a scanned image" in err
+        assert code == 2 and "refusing to overwrite the scanned image" in err
     assert image.read_bytes() == before
 
 

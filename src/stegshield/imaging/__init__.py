@@ -12,7 +12,6 @@ from .io import (
     open_image,
     output_format,
     probe_image,
-    same_file,
     save_image,
     webp_is_lossy,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "open_image",
     "output_format",
     "probe_image",
-    "same_file",
     "save_image",
     "webp_is_lossy",
 ]

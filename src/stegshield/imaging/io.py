@@ -52,7 +52,7 @@ class LoadedImage:
     mode: str
     format: str
     lossy: bool = False
-    """Lossily compressed pixels (JPEG, lossy WebP): see :func:`is_lossy`."""
+    """Lossily compressed WebP pixels (see :func:`webp_is_lossy`); JPEG is known by format."""
 
     @property
     def carrier_channels(self) -> int:
@@ -270,22 +270,24 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False)
             os.unlink(tmp)
 
 
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """True when both paths name the same existing file."""
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def check_not_input(output: str | os.PathLike[str],
                     inputs: Iterable[tuple[str, str | os.PathLike[str] | None]]) -> None:
     """Raise :class:`ImageError` when ``output`` names one of the ``(what, path)`` inputs (the
-    same path, a symlink or a hard link to it): outputs never replace their inputs, even with
-    ``--force``."""
+    same file, through a symlink or a hard link too): outputs never replace their inputs, even
+    with ``--force``.  One ``stat`` per input (a scan may name thousands); an output that does
+    not exist yet cannot be an input."""
+    try:
+        out = os.stat(output)
+    except OSError:
+        return
     for what, path in inputs:
-        if path is not None and (same_file(path, output)
-                                 or Path(path).resolve() == Path(output).resolve()):
+        if path is None:
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino):
             raise ImageError(f"{output}: refusing to overwrite the {what}")
 
 

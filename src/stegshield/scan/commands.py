@@ -5,7 +5,6 @@ Exit codes of ``scan``: 0 nothing found, 1 at least one alert, 2 errors only (or
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import stat
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail, warn  # noqa: F401
-from ..imaging import DEFAULT_MAX_PIXELS
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, check_not_input
 from .choices import DETECTOR_CHOICES, FORMATS
 
 if TYPE_CHECKING:  # the scanner (NumPy, SciPy) is imported when a command runs
@@ -170,13 +169,11 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
                            calibration=calibration)
     scanner = check_suite(options)
     files = list(iter_image_paths(paths, recursive=recursive))
-    if report is not None and report.exists():  # the report never replaces a scanned image
-        st = report.stat()
-        for f in files:
-            with contextlib.suppress(OSError):
-                s = os.stat(f)
-                if (s.st_dev, s.st_ino) == (st.st_dev, st.st_ino):
-                    fail(f"{report}: refusing to overwrite a scanned image ({f})")
+    if report is not None:  # the report never replaces a scanned image
+        try:
+            check_not_input(report, [(f"scanned image {f}", f) for f in files])
+        except ImageError as exc:
+            fail(str(exc))
     if not files:
         warn("no image files found" + ("" if recursive else " (use -r for sub-directories)"))
     n_jobs = jobs or (os.cpu_count() or 1)
