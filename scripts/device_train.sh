@@ -14,7 +14,7 @@
 # quarter of the learning rate (--stage-epochs 0 --alg-stage-epochs 0 --lr 5e-4; options given
 # after MINUTES still win): in the eighth session's lease the curricula's first epoch (LSB only,
 # peak rate 2e-3) set the warm models' adaptive validation AUC back to 0.52-0.56, and the
-# rest of the 8.2 minutes went into winning it back.  Each model resumes from $WORK/NAME/checkpoint.pt
+# rest of the 8.2 minutes went into winning it back.  Each model resumes from $WORK/NAME/checkpoint.safetensors
 # when it is there: a second call made while the machine is still warm (within its idle
 # window, ~30 s) with a larger MINUTES continues the same runs (the fifth session did
 # 8.6 then 12.0 minutes, with `--epoch-repeats 40` for BATCH=64).  DEST receives NAME.safetensors (best validation

@@ -2,7 +2,7 @@
 
 Steps (each resumable / skippable):
 1. build the gray cover corpus if missing (``stegshield dataset covers``);
-2. train (``stegshield.training.train``; resumes from OUT/checkpoint.pt);
+2. train (``stegshield.training.train``; resumes from OUT/checkpoint.safetensors);
 3. calibrate on the validation split and write the shipped detector
    ``src/stegshield/analysis/weights/<name>.safetensors`` + its model card;
 4. evaluate on the test split (source photographs unseen in training and validation) for every

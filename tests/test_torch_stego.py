@@ -239,7 +239,7 @@ def test_train_cli_with_stego_on_device_without_calibration(tmp_path: Path) -> N
 
 def test_warm_start_from_a_model_file(tmp_path: Path) -> None:
     from stegshield.analysis.cnn.inference import load_model
-    from stegshield.training.train import TrainConfig, train
+    from stegshield.training.train import CHECKPOINT, TrainConfig, load_checkpoint, train
 
     tile_corpus(tmp_path / "corpus", 32, {"train": 6, "val": 4}, seed=4)
     base = dict(covers=str(tmp_path / "corpus"), algorithms=["lsbm"], rates=[0.4], epochs=1,
@@ -250,7 +250,7 @@ def test_warm_start_from_a_model_file(tmp_path: Path) -> None:
     # lr 0: one step leaves the weights where the warm start put them
     train(TrainConfig(out=str(tmp_path / "b"), init=str(tmp_path / "a" / "best.safetensors"),
                       lr=0.0, stop_after_steps=1, **base))
-    got = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["model"]
+    got = load_checkpoint(tmp_path / "b" / CHECKPOINT)["model"]
     for k, v in src.state_dict().items():
         if v.dtype.is_floating_point and "running" not in k:
             assert torch.equal(got[k].float(), v), k

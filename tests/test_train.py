@@ -101,6 +101,45 @@ def test_tiny_run_and_resume_equivalence(tmp_path: Path) -> None:
     assert meta["calibration"]["a"] > 0 and set(meta["thresholds"]) == {"0.01", "0.05"}
 
 
+def test_checkpoint_is_safetensors_and_old_pickles_are_refused(tmp_path: Path) -> None:
+    """The resumable checkpoint is safetensors + JSON (loading it runs no code); a torch
+    pickle left by an older version is refused by name, never unpickled."""
+    import json
+    import zipfile
+
+    from stegshield.training.train import CHECKPOINT, OLD_CHECKPOINT, train
+
+    _corpus(tmp_path / "corpus")
+    assert train(_cfg(tmp_path, "run", stop_after_steps=1))["interrupted"]
+    ck = tmp_path / "run" / CHECKPOINT
+    assert not zipfile.is_zipfile(ck)  # torch.save writes a zip of pickles
+    raw = ck.read_bytes()
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    assert header["__metadata__"]["format"].startswith("stegshield-train-checkpoint")
+    assert any(k.startswith("opt.") for k in header) and "torch_rng" in header
+    old = tmp_path / "old"
+    old.mkdir()
+    torch.save({"state": {}}, old / OLD_CHECKPOINT)
+    with pytest.raises(ValueError, match=r"older stegshield.*never loaded"):
+        train(_cfg(tmp_path, "old"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="tests the machine without a GPU")
+def test_device_cuda_without_a_gpu_is_an_error(tmp_path: Path) -> None:
+    """`--device cuda` where there is no GPU says so and stops (it used to fall back to a
+    CPU run, hours longer than the user asked for)."""
+    from click.testing import CliRunner
+
+    from stegshield.training.train_commands import train as train_cmd
+
+    _corpus(tmp_path / "corpus")
+    r = CliRunner().invoke(train_cmd, ["--covers", str(tmp_path / "corpus"), "--out",
+                                       str(tmp_path / "o"), "--device", "cuda", "--tile", "32",
+                                       "--no-progress"])
+    assert r.exit_code == 2 and "no CUDA GPU" in r.output, r.output
+    assert len(r.output.strip().splitlines()) == 1
+
+
 def test_cli_commands(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -230,15 +269,15 @@ def test_resumed_run_keeps_the_validation_it_started_with(tmp_path: Path, capsys
     """A checkpoint from before the photo-balanced, every-algorithm validation resumes with
     the old validation, so its best AUC is compared with the same statistic."""
     from stegshield.analysis.cnn.inference import load_model
-    from stegshield.training.train import train
+    from stegshield.training.train import CHECKPOINT, load_checkpoint, save_checkpoint, train
 
     _corpus(tmp_path / "corpus")
     assert train(_cfg(tmp_path, "old", stop_after_steps=3))["interrupted"]
-    ck = tmp_path / "old" / "checkpoint.pt"
-    blob = torch.load(ck, weights_only=True)
+    ck = tmp_path / "old" / CHECKPOINT
+    blob = load_checkpoint(ck)
     for k in ("val_every_algorithm", "val_group_balance"):  # as saved by older versions
         del blob["state"]["config"][k]
-    torch.save(blob, ck)
+    save_checkpoint(ck, blob)
     assert train(_cfg(tmp_path, "old"))["epoch"] == 2
     assert "val_every_algorithm = False as in the saved run" in capsys.readouterr().out
     _, meta = load_model(tmp_path / "old" / "last.safetensors")

@@ -152,9 +152,10 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
 
 
 def _device(name: str) -> torch.device:
+    """The torch device; ``cuda`` without a usable GPU is an error, never a silent CPU run."""
     if name == "cuda" and not torch.cuda.is_available():
-        print("stegshield train: CUDA not available, using the CPU")
-        return torch.device("cpu")
+        raise ValueError("--device cuda: no CUDA GPU is available here (train with --device "
+                         "cpu; nothing needs a GPU)")
     return torch.device(name)
 
 
@@ -299,12 +300,68 @@ def _warm_start(model: nn.Module, cfg: TrainConfig) -> None:
                          f"unexpected {unexpected})")
 
 
+#: The resumable state of a run, in ``OUT``: safetensors with JSON metadata, never a pickle.
+CHECKPOINT = "checkpoint.safetensors"
+#: What older versions wrote (a torch pickle): refused, never loaded.
+OLD_CHECKPOINT = "checkpoint.pt"
+_CKPT_FORMAT = "stegshield-train-checkpoint/1"
+
+
+def save_checkpoint(path: Path, blob: dict[str, Any]) -> None:
+    """Write ``{"model", "opt", "state", "torch_rng"}`` atomically as safetensors: tensors by
+    name (``model.*``, ``opt.<param>.<name>``, ``torch_rng``), the rest as JSON metadata."""
+    from safetensors.torch import save_file
+
+    tensors = {f"model.{k}": v.detach().cpu().clone().contiguous()
+               for k, v in blob["model"].items()}
+    scalars: dict[str, dict[str, Any]] = {}
+    for idx, st in blob["opt"]["state"].items():
+        for name, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{idx}.{name}"] = v.detach().cpu().clone().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[name] = v
+    tensors["torch_rng"] = blob["torch_rng"].clone()
+    meta = {"format": _CKPT_FORMAT, "state": json.dumps(blob["state"]),
+            "opt_groups": json.dumps(blob["opt"]["param_groups"]),
+            "opt_scalars": json.dumps(scalars)}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Read what :func:`save_checkpoint` wrote (no code runs: safetensors and JSON only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+    except Exception as exc:  # safetensors raises its own error types
+        raise ValueError(f"{path}: not a readable training checkpoint ({exc})") from None
+    if meta.get("format") != _CKPT_FORMAT:
+        raise ValueError(f"{path}: not a stegshield training checkpoint")
+    opt_state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, idx, name = k.split(".", 2)
+            opt_state.setdefault(int(idx), {})[name] = v
+    for idx, d in json.loads(meta["opt_scalars"]).items():
+        opt_state.setdefault(int(idx), {}).update(d)
+    groups = json.loads(meta["opt_groups"])
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    return {"model": {k[6:]: v for k, v in tensors.items() if k.startswith("model.")},
+            "opt": {"state": opt_state, "param_groups": groups},
+            "state": json.loads(meta["state"]), "torch_rng": tensors["torch_rng"]}
+
+
 def _save_ckpt(path: Path, model: nn.Module, opt: torch.optim.Optimizer,
                state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                "torch_rng": torch.get_rng_state()}, tmp)
-    tmp.replace(path)
+    save_checkpoint(path, {"model": model.state_dict(), "opt": opt.state_dict(),
+                           "state": state, "torch_rng": torch.get_rng_state()})
 
 
 def _plot(csv_path: Path, png: Path) -> None:
@@ -379,8 +436,12 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         train_ds = PairDataset(_train_tiles(cfg), cfg.algorithms, cfg.rates, cfg.seed, cfg.crop,
                                cfg.stage_epochs, early_algorithms=cfg.early_algorithms,
                                alg_stage_epochs=cfg.alg_stage_epochs)
-    ckpt = out / "checkpoint.pt"
-    blob = torch.load(ckpt, map_location="cpu", weights_only=True) if ckpt.exists() else None
+    if (out / OLD_CHECKPOINT).exists():
+        raise ValueError(f"{out / OLD_CHECKPOINT}: a checkpoint of an older stegshield (a torch "
+                         "pickle, which is never loaded); remove it to start over, or train "
+                         "into another --out")
+    ckpt = out / CHECKPOINT
+    blob = load_checkpoint(ckpt) if ckpt.exists() else None
     if blob is not None:  # validate as the run being continued did, so best_auc compares
         saved = blob["state"]["config"]
         _check_same_run(saved, cfg, out)

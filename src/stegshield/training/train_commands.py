@@ -134,7 +134,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
           linear_probe: bool, batch_pairs: int, lr: float,
           tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
           limit: int | None, progress: bool) -> None:
-    """Train a steganalysis CNN (resumes from OUT/checkpoint.pt), then calibrate it on the
+    """Train a steganalysis CNN (resumes from OUT/checkpoint.safetensors), then calibrate it on the
     validation split into OUT/detector.safetensors."""
     from ..cli_support import fail
     from ..training.train import TrainConfig, calibrate_and_export
