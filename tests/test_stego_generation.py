@@ -248,6 +248,40 @@ def test_cli_covers_passes_options(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert r.exit_code == 0 and seen["debian"] is True and seen["mode"] == "gray"
 
 
+def test_cli_covers_refuses_an_existing_corpus_without_force(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dataset covers` into a folder that holds a corpus rebuilt over it silently (its
+    manifest replaced, tiles of other settings left behind); now it needs --force, which
+    removes the old tiles the new build did not write (never files outside the folder)."""
+    import json
+
+    from stegshield.datasets import covers as covers_mod
+
+    out = tmp_path / "c"
+    (out / "train" / "256").mkdir(parents=True)
+    for name in ("a.png", "b.png"):
+        (out / "train" / "256" / name).write_bytes(b"tile")
+    (tmp_path / "outside.png").write_bytes(b"keep me")
+    rows = [{"path": "train/256/a.png"}, {"path": "train/256/b.png"}, {"path": "../outside.png"}]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def fake_build(out_dir, **kw):  # type: ignore[no-untyped-def]
+        m = covers_mod.CoverManifest(out_dir=Path(out_dir), summary={"images_kept": 1})
+        m.tiles.append({"path": "train/256/a.png"})
+        return m
+
+    monkeypatch.setattr(covers_mod, "build_covers", fake_build)
+    args = ["covers", "--out", str(out), "--from", str(tmp_path)]
+    r = CliRunner().invoke(dataset, args)
+    assert r.exit_code == 2 and "already holds a corpus" in r.output and "--force" in r.output
+    assert (out / "train" / "256" / "b.png").exists()
+    r = CliRunner().invoke(dataset, [*args, "--force"])
+    assert r.exit_code == 0, r.output
+    assert (out / "train" / "256" / "a.png").exists()
+    assert not (out / "train" / "256" / "b.png").exists()
+    assert (tmp_path / "outside.png").read_bytes() == b"keep me"
+
+
 def test_cli_covers_that_yield_no_tile_fail(tmp_path: Path) -> None:
     """A folder whose images all fail (here: too small) built an empty corpus with exit 0."""
     from PIL import Image

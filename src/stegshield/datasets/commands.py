@@ -33,6 +33,28 @@ def _int_list(text: str, what: str) -> tuple[int, ...]:
     return vals
 
 
+def _corpus_tiles(out_dir: Path) -> set[Path] | None:
+    """The tile files that ``out_dir``'s manifest lists (only PNGs inside ``out_dir``), or None
+    when it holds no corpus."""
+    import json
+
+    manifest = out_dir / "manifest.jsonl"
+    if not manifest.is_file():
+        return None
+    root = out_dir.resolve()
+    tiles: set[Path] = set()
+    with manifest.open() as fh:
+        for line in fh:
+            try:
+                rel = json.loads(line)["path"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            p = out_dir / rel
+            if p.suffix == ".png" and p.resolve().is_relative_to(root):
+                tiles.add(p)
+    return tiles
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def dataset() -> None:
     """Build datasets for detector training and benchmarks.
@@ -136,18 +158,24 @@ def stego(covers_dir: Path, out_dir: Path, algo: str, rates: str, split: str | N
               help="Also consider files excluded by policy as telescope images.")
 @click.option("--no-review", is_flag=True, help="Ignore the sources' manual-review lists.")
 @click.option("--manifest-only", is_flag=True, help="Write the manifests but no tiles.")
+@click.option("--force", is_flag=True,
+              help="Rebuild a corpus that OUT already holds (its old tiles are removed).")
 @click.option("--verbose", "-v", is_flag=True, help="Print one line per source file.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @_errors
 def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str, mode: str,
            scales: str, fractions: str, salt: str, cache_dir: Path | None,
            max_tiles_per_image: int | None, include_telescope: bool, no_review: bool,
-           manifest_only: bool, verbose: bool, quiet: bool) -> None:
+           manifest_only: bool, force: bool, verbose: bool, quiet: bool) -> None:
     """Build a corpus of cover tiles from real photographs, split by source photo."""
     from . import covers as covers_mod
 
     if not debian and not from_dirs:
         _fail("nothing to build from: give --from DIR and/or --debian")
+    old = _corpus_tiles(out_dir)
+    if old is not None and not force:
+        _fail(f"{out_dir}: already holds a corpus ({len(old)} tiles in manifest.jsonl; "
+              "use --force to rebuild it, or choose another --out)")
     try:
         fr = tuple(float(p) for p in fractions.split(","))
     except ValueError:
@@ -159,6 +187,10 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
         mode=mode, cache_dir=cache_dir, scales=_int_list(scales, "scale"), fractions=fr,
         salt=salt, include_telescope=include_telescope, use_review=not no_review,
         max_tiles_per_image=max_tiles_per_image, write_tiles=not manifest_only, progress=say)
+    if old:  # tiles of the previous build that this one did not write again
+        kept = {out_dir / t["path"] for t in manifest.tiles}
+        for p in old - kept:
+            p.unlink(missing_ok=True)
     if quiet:
         return
     s = manifest.summary
