@@ -614,3 +614,35 @@ def test_cli_audit(cli: click.Group, tmp_path: Path) -> None:
     tiny = tmp_path / "t.png"
     Image.fromarray(random_image(2, 2, "L")).save(tiny)
     assert run(cli, "cipher-audit", tiny).exit_code == 2
+    r = run(cli, "cipher-audit", src, "-p", "")  # used to audit a random key instead
+    assert r.exit_code == 2 and "must not be empty" in r.output
+
+
+def test_numba_cache_is_used_only_where_it_can_be_written(tmp_path: Path) -> None:
+    """A service account with no writable package folder nor home crashed encrypt, decrypt
+    and hide --cost wow/suniward ("cannot cache function"); they now compile in memory."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from stegshield.cipher import network
+    from stegshield.runtime import jit_cache
+
+    assert jit_cache(network.__file__) is network._CACHE
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as an unprivileged user")
+    tmp_path.chmod(0o777)
+    code = ("import numpy as np; from stegshield.cipher import network; "
+            "from stegshield.stego.costs import COSTS; "
+            "print(network._CACHE, float(COSTS['wow'](np.full((16, 16), 7, np.uint8) + "
+            "np.arange(16, dtype=np.uint8)).min()) >= 0)")
+    env = {**os.environ, "HOME": "/nonexistent", "NUMBA_CACHE_DIR": ""}
+    env.pop("NUMBA_CACHE_DIR")
+    r = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                        sys.executable, "-c", code], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+    if "Permission denied" in r.stderr and "python" in r.stderr.lower():
+        pytest.skip("the unprivileged user cannot read this Python")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["False", "True"]

@@ -202,6 +202,51 @@ def test_text_that_is_not_utf8_is_kept_as_given(runner: CliRunner, cover: Path,
         "stegshield: error: the password is not valid text"
 
 
+def test_reveal_prints_the_hidden_text_bytes_and_dash_is_stdout(runner: CliRunner, cover: Path,
+                                                                 tmp_path: Path) -> None:
+    """A Latin-1 message came back on stdout with each non-UTF-8 byte replaced by U+FFFD,
+    and `-o -` wrote a file named '-'; the bytes hidden are the bytes printed."""
+    out = tmp_path / "s.png"
+    env = {"STEGSHIELD_PASSWORD": PW}
+    assert runner.invoke(main, ["hide", str(cover), "-o", str(out), "-m", "caf\udce9 \udca3"],
+                         env=env).exit_code == 0
+    for extra in ([], ["-o", "-"]):
+        r = runner.invoke(main, ["reveal", str(out), *extra], env=env)
+        assert r.exit_code == 0 and r.stdout_bytes == b"caf\xe9 \xa3\n", r.output
+    assert not Path("-").exists()
+
+
+def test_empty_stdin_is_not_hidden(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
+    """A script whose pipe gave nothing got an empty stego image and exit 0."""
+    r = runner.invoke(main, ["hide", str(cover), "-o", str(tmp_path / "s.png"), "-p", PW],
+                      input=b"")
+    assert r.exit_code == 2 and "stdin was empty" in r.output
+    assert not (tmp_path / "s.png").exists()
+
+
+def test_hide_names_the_metadata_it_does_not_carry(runner: CliRunner, tmp_path: Path) -> None:
+    """EXIF (an orientation: the stego image displays rotated), ICC profiles and text chunks
+    were dropped without a word."""
+    from PIL import PngImagePlugin
+
+    src = tmp_path / "meta.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "hello")
+    Image.fromarray(natural_like(64, 64, 3)).save(src, exif=exif, pnginfo=info)
+    r = runner.invoke(main, ["hide", str(src), "-o", str(tmp_path / "s.png"), "-m", "x",
+                             "-p", PW])
+    assert r.exit_code == 0, r.output
+    assert "does not carry" in r.stderr and "orientation 6" in r.stderr
+    assert "text chunks" in r.stderr
+    plain = tmp_path / "plain.png"
+    Image.fromarray(natural_like(64, 64, 3)).save(plain)
+    r = runner.invoke(main, ["hide", str(plain), "-o", str(tmp_path / "t.png"), "-m", "x",
+                             "-p", PW])
+    assert r.exit_code == 0 and "does not carry" not in r.stderr
+
+
 def test_pixel_limit(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
     r = runner.invoke(main, ["capacity", str(cover), "--max-pixels", "1000"])
     assert r.exit_code == 2 and "--max-pixels" in r.stderr

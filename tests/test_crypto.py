@@ -43,6 +43,12 @@ def test_kdf_depends_on_password_and_salt() -> None:
         derive_key("my pass", b"s" * 16, TEST_KDF)  # type: ignore[arg-type]
 
 
+def test_empty_password_is_refused_by_the_key_derivation() -> None:
+    """The Python API hid and revealed with b"" (the CLI, server and cipher refused it)."""
+    with pytest.raises(ValueError, match="must not be empty"):
+        derive_key(b"", b"0123456789abcdef", TEST_KDF)
+
+
 @given(data=st.binary(max_size=2000), text=st.booleans(), name=st.text(max_size=40))
 @settings(max_examples=60, deadline=None)
 def test_seal_open_round_trip(data: bytes, text: bool, name: str) -> None:

@@ -123,6 +123,73 @@ def test_refusals(tmp_path: Path) -> None:
         open_image(tmp_path / "missing.png")
 
 
+def _png16(path: Path, px: np.ndarray, color_type: int) -> None:
+    """A 16-bit PNG (Pillow cannot write 16-bit colour): big-endian samples, filter 0."""
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data)))
+
+    h, w = px.shape[:2]
+    raw = b"".join(b"\x00" + px[y].astype(">u2").tobytes() for y in range(h))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize(("channels", "color_type"), [(3, 2), (4, 6), (2, 4)])
+def test_16_bit_colour_is_refused_not_truncated(tmp_path: Path, channels: int,
+                                                color_type: int) -> None:
+    """Pillow opens 16-bit RGB/RGBA/gray+alpha PNGs as 8-bit modes: they were hidden in and
+    encrypted after silently losing the low byte of every sample."""
+    path = tmp_path / "deep.png"
+    px = np.random.default_rng(0).integers(0, 65536, (8, 8, channels)).astype(np.uint16)
+    _png16(path, px, color_type)
+    for fn in (open_image, probe_image):
+        with pytest.raises(ImageError, match="16-bit"):
+            fn(path)
+
+
+def test_trns_transparency_becomes_an_alpha_channel(tmp_path: Path) -> None:
+    """A PNG whose transparency is a tRNS colour key lost it (the outputs were opaque)."""
+    gray = natural_like(32, 32)
+    key = int(gray[0, 0])
+    path = tmp_path / "t.png"
+    Image.fromarray(gray).save(path, transparency=key)
+    img = open_image(path)
+    assert img.mode == "LA" and probe_image(path).mode == "LA"
+    assert np.array_equal(img.pixels[..., 0], gray)
+    assert np.array_equal(img.pixels[..., 1] == 0, gray == key)
+    rgb = natural_like(32, 32, 3)
+    Image.fromarray(rgb).save(path, transparency=tuple(int(v) for v in rgb[0, 0]))
+    img = open_image(path)
+    assert img.mode == "RGBA" and np.array_equal(img.pixels[..., :3], rgb)
+    assert img.pixels[0, 0, 3] == 0
+
+
+def test_jpeg_compressed_tiff_is_marked_lossy(tmp_path: Path) -> None:
+    lossy, lossless = tmp_path / "j.tif", tmp_path / "d.tif"
+    Image.fromarray(natural_like(32, 32, 3)).save(lossy, compression="jpeg", quality=60)
+    Image.fromarray(natural_like(32, 32, 3)).save(lossless, compression="tiff_adobe_deflate")
+    assert open_image(lossy).lossy_source and probe_image(lossy).lossy_source
+    assert not open_image(lossless).lossy_source
+
+
+def test_unwritable_output_folder_names_the_output(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error named the hidden temporary file, not the output the user asked for."""
+    import tempfile
+
+    def refuse(*a: object, **k: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ImageError, match=r"out\.png: cannot write in .*Permission denied"):
+        atomic_write(tmp_path / "out.png", b"x")
+
+
 def test_jpeg_cover_decodes_and_is_marked_lossy(tmp_path: Path) -> None:
     path = tmp_path / "c.jpg"
     Image.fromarray(natural_like(32, 32, 3)).save(path, quality=90)

@@ -99,6 +99,8 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
         payload = Payload(text_bytes(message, "the message"), is_text=True)
     elif not sys.stdin.isatty():
         payload, stdin_busy = Payload(sys.stdin.buffer.read(), is_text=False), True
+        if not payload.data:  # a script that forgot its input, not an intended empty payload
+            fail("nothing to hide: stdin was empty (hide an empty file with --file)")
     else:
         fail("nothing to hide: give --file, --message, or pipe data on stdin")
     if rate > DEFAULT_RATE:
@@ -106,9 +108,11 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
              "to detect")
     cover_info = probe_image(cover, max_pixels)
     if cover_info.lossy_source:
-        kind = "lossy WebP" if cover_info.format == "WEBP" else "JPEG"
+        kind = {"WEBP": "lossy WebP", "TIFF": "lossy TIFF"}.get(cover_info.format, "JPEG")
         warn(f"the cover was {kind}-compressed: decompressed {kind} pixels with ±1 changes "
              "can be detected by compatibility analysis; prefer never-compressed covers")
+    if cover_info.metadata:
+        warn(f"the stego image does not carry the cover's {', '.join(cover_info.metadata)}")
     pw = get_password(password, confirm=True, stdin_busy=stdin_busy)
     from .runtime import tune_malloc
     from .stego import api
@@ -126,7 +130,7 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
 @main.command()
 @click.argument("stego", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the payload here (default: text to stdout).")
+              help="Write the payload here (default, or '-': stdout).")
 @password_option
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success but the payload.")
@@ -135,6 +139,8 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
 def reveal(stego: Path, output: Path | None, password: str | None, force: bool, quiet: bool,
            max_pixels: int) -> None:
     """Recover the payload hidden in STEGO. Exit 1 if nothing is found for the password."""
+    if output is not None and str(output) == "-":
+        output = None  # stdout, as the help says (a file named '-' is ./-)
     if output is not None:
         check_not_input(output, [("stego image", stego)])
     if output is not None and output.exists() and not force:
@@ -150,8 +156,9 @@ def reveal(stego: Path, output: Path | None, password: str | None, force: bool, 
         atomic_write(output, payload.data, force=force)
         if not quiet:
             click.echo(f"revealed {len(payload.data):,} bytes to {output}", err=True)
-    elif payload.is_text:
-        click.echo(payload.data.decode("utf-8", errors="replace"))
+    elif payload.is_text:  # the bytes as hidden (a non-UTF-8 message is not "repaired")
+        sys.stdout.buffer.write(payload.data + b"\n")
+        sys.stdout.buffer.flush()
     elif stdout_is_terminal():
         name = f" ({payload.name})" if payload.name else ""
         fail(f"the hidden payload is a binary file{name}: write it with -o FILE")

@@ -32,3 +32,21 @@ def tune_malloc() -> bool:
     except (OSError, AttributeError):
         return False
     return _MALLOC_TUNED
+
+
+def jit_cache(module_file: str) -> bool:
+    """Whether numba can keep the compiled functions of ``module_file`` on disk.
+
+    ``@njit(cache=True)`` fails at the first call ("no locator available") where neither the
+    package's folder nor the user's cache folder is writable, e.g. a system-wide install run
+    by a service account without a home.  There, the functions compile in memory at each
+    start instead (a second or two).  Asks numba's own cache locators, in numba's order.
+    """
+    try:
+        from numba.core import caching
+
+        locators = (caching.UserProvidedCacheLocator, caching.InTreeCacheLocator,
+                    caching.UserWideCacheLocator)
+        return any(c.from_function(jit_cache, module_file) is not None for c in locators)
+    except Exception:  # another numba's internals: compiling in memory always works
+        return False

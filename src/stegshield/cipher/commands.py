@@ -189,7 +189,9 @@ def cipher_audit(image: Path, password: str | None, key_file: Path | None, salt:
         from .keys import load_key_file
 
         key = load_key_file(key_file)
-    pw = text_bytes(password, "the password") if password else None
+    if password == "":  # not a random key in disguise: encrypt refuses it too
+        _fail("the password must not be empty")
+    pw = text_bytes(password, "the password") if password is not None else None
     report = audit(image, password=pw, key=key, salt=_hex16(salt, "salt"),
                    nonce=_hex16(nonce, "nonce"), alpha=alpha, max_pixels=max_pixels)
     click.echo(json.dumps(report.to_dict(), indent=2) if as_json else format_audit(report))

@@ -31,6 +31,9 @@ import numba as nb
 import numpy as np
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 
+from ..runtime import jit_cache
+
+_CACHE = jit_cache(__file__)  # on-disk numba cache where it can be written
 ROUNDS = 4
 TAIL_BYTES = 16
 _ZERO_NONCE = bytes(16)
@@ -72,7 +75,7 @@ def network_keys(cnn_key: bytes, round_keys: tuple[bytes, ...], channels: int) -
     return NetworkKeys(round_keys, tuple(w1), tuple(b1), tuple(w2), tuple(b2))
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=_CACHE, nogil=True)
 def _split(pixels: np.ndarray, a: np.ndarray, b: np.ndarray, r0: int,
            r1: int) -> None:  # pragma: no cover - jit
     """Scatter rows r0..r1 of HxWxC pixels into padded planar halves (even columns -> a)."""
@@ -89,7 +92,7 @@ def _split(pixels: np.ndarray, a: np.ndarray, b: np.ndarray, r0: int,
                 ar[wb + 1] = row[(w - 1) * c + k]
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=_CACHE, nogil=True)
 def _merge(a: np.ndarray, b: np.ndarray, pixels: np.ndarray, r0: int,
            r1: int) -> None:  # pragma: no cover - jit
     """Inverse of :func:`_split` for rows r0..r1."""
@@ -106,7 +109,7 @@ def _merge(a: np.ndarray, b: np.ndarray, pixels: np.ndarray, r0: int,
                 row[(w - 1) * c + k] = ar[wb + 1]
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=_CACHE, nogil=True)
 def _couple(y: np.ndarray, x: np.ndarray, ks: np.ndarray, w1: np.ndarray, b1: np.ndarray,
             w2: np.ndarray, b2: np.ndarray, off: int, sign: int, r0: int,
             r1: int) -> None:  # pragma: no cover - jit

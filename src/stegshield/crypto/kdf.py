@@ -40,6 +40,8 @@ def derive_key(password: bytes, salt: bytes, params: KdfParams = DEFAULT_KDF,
     if not isinstance(password, bytes | bytearray):
         raise TypeError(f"the password must be bytes, not {type(password).__name__} "
                         "(e.g. 'my pass'.encode())")
+    if not password:  # the CLI, the server and the cipher refuse it too
+        raise ValueError("the password must not be empty")
     if len(salt) < 8:
         raise ValueError("salt must be at least 8 bytes")
     return hash_secret_raw(

@@ -52,7 +52,10 @@ class LoadedImage:
     mode: str
     format: str
     lossy: bool = False
-    """Lossily compressed WebP pixels (see :func:`webp_is_lossy`); JPEG is known by format."""
+    """Lossily compressed WebP or TIFF pixels (see :func:`webp_is_lossy`); JPEG is known by
+    format."""
+    metadata: tuple[str, ...] = ()
+    """Metadata the file had and the pixels do not carry (EXIF, ICC profile, text, XMP)."""
 
     @property
     def carrier_channels(self) -> int:
@@ -100,10 +103,25 @@ def _after_alph_is_vp8(fp: IO[bytes], frame: bytes) -> bool:
     return fp.read(4) == b"VP8 "
 
 
+def _deep_samples(img: Image.Image) -> bool:
+    """True when the file stores more than 8 bits per sample although Pillow reports an 8-bit
+    mode (16-bit RGB/RGBA/LA PNG, 16-bit RGB TIFF): decoding would drop the low byte."""
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str) and (";16" in raw or ";32" in raw):
+            return True
+    bits = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
+    return bits is not None and max(bits if isinstance(bits, tuple) else (bits,)) > 8
+
+
 def _refusal(img: Image.Image) -> str | None:
     mode = img.mode
     if getattr(img, "n_frames", 1) > 1:
         return "animated / multi-frame images are not supported (extract one frame first)"
+    if _deep_samples(img):
+        return ("16-bit images are not supported yet (8 bits per channel only; decoding would "
+                "drop the low byte of every sample)")
     if mode in {"P", "PA"}:
         return ("palette images are not supported (their pixels index a colour table); "
                 "convert to RGB first")
@@ -140,7 +158,38 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
                 raise ImageError(f"{label}: {reason}")
             if img.format == "WEBP":
                 img.info["stegshield.lossy"] = webp_is_lossy(fp)
+            elif img.format == "TIFF":
+                img.info["stegshield.lossy"] = img.info.get("compression") in _LOSSY_TIFF
             yield img
+
+
+#: TIFF compressions that lose information (WebP inside TIFF may be lossy: assume so).
+_LOSSY_TIFF = frozenset({"jpeg", "tiff_jpeg", "webp"})
+
+
+def _mode(img: Image.Image) -> str:
+    """The mode we decode to: an L or RGB image with a tRNS transparent colour becomes LA or
+    RGBA, so that its transparency survives as an alpha channel (which is never modified)."""
+    if img.mode in ("L", "RGB") and "transparency" in img.info:
+        return img.mode[0] + "A" if img.mode == "L" else "RGBA"
+    return img.mode
+
+
+def _metadata(img: Image.Image) -> tuple[str, ...]:
+    """The metadata of ``img`` that decoding to pixels leaves behind (outputs never carry
+    it): named for the user's warning."""
+    found = []
+    exif = img.getexif() if hasattr(img, "getexif") else {}
+    if exif:
+        found.append("EXIF" + (f" (orientation {exif[0x0112]}: the output displays "
+                               "unrotated)" if exif.get(0x0112, 1) not in (1, None) else ""))
+    if img.info.get("icc_profile"):
+        found.append("ICC colour profile")
+    if getattr(img, "text", None):
+        found.append("text chunks")
+    if img.info.get("xmp") or img.info.get("XML:com.adobe.xmp"):
+        found.append("XMP")
+    return tuple(found)
 
 
 def open_image(source: str | os.PathLike[str] | bytes,
@@ -150,14 +199,16 @@ def open_image(source: str | os.PathLike[str] | bytes,
     with _checked(source, max_pixels) as img:
         try:
             img.load()
-            arr = np.asarray(img)
+            fmt, mode = img.format or "?", _mode(img)
+            metadata = _metadata(img)
+            arr = np.asarray(img if mode == img.mode else img.convert(mode))
         except Exception as exc:
             raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
-        fmt, mode = img.format or "?", img.mode
         lossy = bool(img.info.get("stegshield.lossy", False))
     if arr.dtype != np.uint8:
         raise ImageError(f"{label}: unsupported sample type {arr.dtype}")
-    return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt, lossy=lossy)
+    return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt, lossy=lossy,
+                       metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -169,6 +220,7 @@ class ImageInfo:
     mode: str
     format: str
     lossy: bool = False
+    metadata: tuple[str, ...] = ()
 
     @property
     def lossy_source(self) -> bool:
@@ -179,8 +231,8 @@ def probe_image(source: str | os.PathLike[str] | bytes,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Read only the header: size, mode and format, with the same refusals as :func:`open_image`."""
     with _checked(source, max_pixels) as img:
-        return ImageInfo(img.size[0], img.size[1], img.mode, img.format or "?",
-                         bool(img.info.get("stegshield.lossy", False)))
+        return ImageInfo(img.size[0], img.size[1], _mode(img), img.format or "?",
+                         bool(img.info.get("stegshield.lossy", False)), _metadata(img))
 
 
 def output_format(path: str | os.PathLike[str], mode: str) -> str:
@@ -244,7 +296,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False)
         raise ImageError(f"{path}: directory {directory} does not exist")
     if target.exists() and not force:
         raise OutputExistsError(f"{path}: already exists (use --force to replace it)")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write in {directory}: {exc.strerror or exc}") from None
     try:
         # mkstemp creates 0600; give the file the mode a plain open() would (or keep the
         # mode of the file being replaced)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from ...runtime import jit_cache
 from ._base import MAX_COST, as_image, finalize
+
+_CACHE = jit_cache(__file__)  # on-disk numba cache where it can be written
 
 __all__ = ["DB8_DEC_HI", "DB8_DEC_LO", "MAX_COST", "as_image", "finalize", "wavelet_costs"]
 
@@ -38,7 +41,7 @@ DB8_DEC_HI = (-1.0) ** np.arange(1, 17) * _DB8
 """1-D high-pass decomposition filter ``g`` of the Daubechies-8 wavelet."""
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=_CACHE, nogil=True)
 def _corr_valid(x: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
     """'Valid' 1-D correlation along ``axis``: ``out[.., u, ..] = sum_t k[t] x[.., u + t, ..]``."""
     H, W = x.shape
