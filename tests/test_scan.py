@@ -26,6 +26,7 @@ from stegshield.scan import Scanner, ScanOptions, build_suite, scan_paths
 from stegshield.scan import suite as suite_mod
 from stegshield.scan.commands import scan
 from stegshield.scan.report import heat_colours
+from stegshield.scan.scanner import _scan_in_worker as _real_scan_in_worker
 from stegshield.scan.scanner import reported_score
 from stegshield.scan.suite import SuiteError, learned_available
 from stegshield.scan.thresholds import (
@@ -410,6 +411,88 @@ def test_report_never_replaces_a_scanned_image(folder: Path) -> None:
         code, _, err = _run("--detector", "classical", "--report", str(image), *args)
         assert code == 2 and "refusing to overwrite the scanned image" in err
     assert image.read_bytes() == before
+
+
+def test_report_replaces_only_an_earlier_report(folder: Path, tmp_path: Path) -> None:
+    """``--report`` silently replaced any existing file (a mistyped argument order turned an
+    unscanned image into HTML); an earlier stegshield report may still be replaced."""
+    other = tmp_path / "notes.html"
+    other.write_text("my notes")
+    code, _, err = _run("--detector", "classical", "--report", str(other),
+                        str(folder / "clean.png"))
+    assert code == 2 and "is not a stegshield report" in err
+    assert other.read_text() == "my notes"
+    report = tmp_path / "r.html"
+    for _ in range(2):  # a rerun replaces its own report
+        code, _, err = _run("--detector", "classical", "--report", str(report),
+                            str(folder / "clean.png"))
+        assert code == 0 and "report written" in err
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="uses procfs (Linux)")
+def test_unwritable_report_fails_before_the_scan() -> None:
+    """A report that could not be written ended a finished scan in a traceback, exit 1."""
+    res = CliRunner().invoke(scan, ["--detector", "classical", "--report", "/proc/r.html",
+                                    "/nonexistent.png"])
+    assert res.exit_code == 2 and "cannot write in /proc" in res.stderr
+    assert "Traceback" not in res.output and "scanned" not in res.output
+
+
+def test_fifos_and_devices_are_never_opened(tmp_path: Path, scanner: Scanner) -> None:
+    """A FIFO named *.png hung `scan -r` and `watch` for ever; a link to /dev/zero was read
+    up to the size limit."""
+    import threading
+
+    from stegshield.scan.scanner import iter_image_paths
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    Image.fromarray(_cover(1)).save(tmp_path / "ok.png")
+    assert list(iter_image_paths([tmp_path], recursive=True)) == [tmp_path / "ok.png"]
+    assert list(iter_image_paths([tmp_path])) == [tmp_path / "ok.png"]
+    got: list = []
+    t = threading.Thread(target=lambda: got.extend(
+        scanner.scan_path(p) for p in (fifo, tmp_path / "zero.png")), daemon=True)
+    t.start()
+    t.join(10)
+    if t.is_alive():  # unblock the scanner so the test run can end
+        with open(fifo, "wb"):
+            pass
+        pytest.fail("scan_path blocked on a FIFO")
+    assert [r.verdict for r in got] == ["error", "error"]
+    assert all("not a regular file" in (r.error or "") for r in got)
+
+
+def _deadly_scan(path: str) -> object:
+    """A worker task that kills its process on one file (pickled by reference: fork)."""
+    if path.endswith("killer.png"):
+        os._exit(1)
+    return _real_scan_in_worker(path)
+
+
+def test_a_dead_worker_costs_one_file_not_the_rest(folder: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker killed (e.g. for memory) broke the pool: every later file became an error
+    and was never scanned.  Now the files in flight are retried in a new pool, and only the
+    file that kills its worker every time is an error."""
+    import multiprocessing
+
+    from stegshield.scan import scanner as scanner_mod
+
+    monkeypatch.setattr(scanner_mod, "_scan_in_worker", _deadly_scan)
+    monkeypatch.setattr(scanner_mod, "_mp_context", lambda: multiprocessing.get_context("fork"))
+    Image.fromarray(_cover(9)).save(folder / "killer.png")
+    paths = [folder / "killer.png"] + [folder / f"c{i}.png" for i in range(6)]
+    for i in range(6):
+        Image.fromarray(_cover(20 + i)).save(folder / f"c{i}.png")
+    got = {Path(r.path).name: r for r in scan_paths(paths, ScanOptions(detector="classical"),
+                                                    jobs=2)}
+    assert set(got) == {p.name for p in paths}
+    assert got["killer.png"].verdict == "error" and "died" in (got["killer.png"].error or ""), \
+        got["killer.png"].error
+    assert all(got[f"c{i}.png"].verdict != "error" for i in range(6)), \
+        {k: (r.verdict, r.error) for k, r in got.items()}
 
 
 def test_shown_score_and_verdict_agree_at_any_threshold(folder: Path) -> None:

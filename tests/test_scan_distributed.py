@@ -63,3 +63,40 @@ def test_cli_scheduler_option(cluster: LocalCluster, folder: Path) -> None:
     res = CliRunner().invoke(scan, ["--scheduler", "tcp://x:1", "--cluster", "local",
                                     str(folder)])
     assert res.exit_code == 2 and "not both" in res.stderr
+
+
+def test_workers_get_absolute_paths_and_results_keep_the_given_ones(
+        cluster: LocalCluster, folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Relative paths were sent as given, so workers started in another folder (a real
+    cluster) failed on every file; the table must still show the names the user typed."""
+    from stegshield.scan import distributed
+
+    real = distributed.scan_batch
+
+    def checking(paths: list[str], options: ScanOptions) -> list:  # runs on the worker
+        import os
+
+        assert all(os.path.isabs(p) for p in paths), paths
+        return real(paths, options)
+
+    monkeypatch.setattr(distributed, "scan_batch", checking)
+    monkeypatch.chdir(folder)
+    with Client(cluster) as client:
+        got = list(scan_distributed(["img0.png", "img1.png"], ScanOptions(detector="classical"),
+                                    client=client))
+    assert sorted(r.path for r in got) == ["img0.png", "img1.png"]
+    assert all(r.verdict != "error" for r in got), [r.error for r in got]
+
+
+def test_unreachable_scheduler_is_a_one_line_error(folder: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad or unreachable --scheduler ended in a traceback and exit 1 ("alert found")."""
+    from stegshield.scan import distributed
+
+    monkeypatch.setattr(distributed, "CONNECT_TIMEOUT", "1s")
+    for address in ("notanaddress", "tcp://127.0.0.1:9"):
+        res = CliRunner().invoke(scan, ["--scheduler", address, "--detector", "classical",
+                                        str(folder / "img0.png")])
+        assert res.exit_code == 2, (address, res.output)
+        assert "cannot reach the Dask scheduler" in res.stderr
+        assert "Traceback" not in res.output

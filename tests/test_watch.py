@@ -158,3 +158,118 @@ def test_watch_command_stops_on_sigterm(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "stopped; scanned 1, alerts 1" in err
     assert "alert" in out and "s.png" in out
+
+
+def test_webhook_reply_is_never_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An endless webhook reply was read whole: the watcher's memory grew without bound."""
+    import urllib.request
+
+    from stegshield.scan import watch as watch_mod
+
+    asked: list[object] = []
+
+    class Endless:
+        def __enter__(self) -> Endless:
+            return self
+
+        def __exit__(self, *a: object) -> None:
+            pass
+
+        def read(self, n: int | None = None) -> bytes:
+            asked.append(n)
+            if n is None or n < 0:
+                raise MemoryError("read the endless reply whole")
+            return b"x" * n
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Endless())
+    sink = AlertSink(webhook="http://127.0.0.1:9/hook", retries=0)
+    sink.send({"path": "x"})
+    assert asked == [watch_mod._REPLY_BYTES] and not sink.errors
+
+
+def test_log_is_written_at_once_and_unsent_alerts_are_counted(tmp_path: Path,
+                                                              scanner: Scanner) -> None:
+    """The log waited behind a slow webhook, and alerts still queued at shutdown were
+    dropped without a word (log lines included)."""
+    watched = tmp_path / "in"
+    watched.mkdir()
+    log = tmp_path / "alerts.jsonl"
+    class SlowSink(AlertSink):
+        def send(self, event: dict[str, object]) -> None:  # a slow webhook
+            time.sleep(2.0)
+
+    sink = SlowSink(log=log, webhook="http://127.0.0.1:9/hook", webhook_timeout=0.0, retries=0)
+    w = Watcher(watched, scanner, sink, debounce=0.1)
+    for i in range(4):
+        _save_stego(watched / f"s{i}.png", seed=10 + i)
+        w.notify(str(watched / f"s{i}.png"))
+    time.sleep(0.15)
+    w.scan_due()  # first look: sizes recorded
+    time.sleep(0.15)
+    assert w.scan_due() == 4
+    assert log.read_text().count("\n") == 4  # at once, not behind the webhook
+    t = threading.Thread(target=w.run, kwargs={"poll": 0.05}, daemon=True)
+    t.start()
+    assert w.ready.wait(10)
+    w.stop_event.set()
+    t.join(30)
+    assert w.alerts == 4 and 0 < w.unsent < 4  # 5 s of deadline, 2 s per alert
+
+
+def test_fifo_in_a_watched_folder_is_skipped(tmp_path: Path, scanner: Scanner) -> None:
+    """A FIFO named *.png froze the watcher (and SIGTERM could not stop it)."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.png")
+    _save_stego(tmp_path / "s.png")
+    results: list[str] = []
+    w = Watcher(tmp_path, scanner, AlertSink(), debounce=0.0,
+                on_result=lambda r: results.append(Path(r.path).name))
+    w.add_existing()
+    done = threading.Event()
+    threading.Thread(target=lambda: (w.scan_due(), w.scan_due(), done.set()),
+                     daemon=True).start()
+    if not done.wait(10):
+        with open(tmp_path / "pipe.png", "wb"):
+            pass
+        pytest.fail("the watcher blocked on a FIFO")
+    assert results == ["s.png"]
+
+
+def test_watch_start_and_output_checks(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An unwritable --log was accepted (each alert then lost with a warning); a file name
+    with terminal escapes was printed raw; scores showed 3 decimals (1.000 for 0.9999)."""
+    from click.testing import CliRunner
+
+    from stegshield.scan.scanner import ScanResult
+    from stegshield.scan.watch import _print_result, watch
+
+    r = CliRunner().invoke(watch, [str(tmp_path), "--log", str(tmp_path / "no" / "a.jsonl")])
+    assert r.exit_code == 2 and "--log" in r.output and "Traceback" not in r.output
+    _print_result(ScanResult(path="esc\x1b]0;PWNED\x07.png", verdict="clean", score=0.9999))
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b" in out and "0.9999" in out
+
+
+def test_watched_directory_that_disappears_stops_the_watch(tmp_path: Path,
+                                                           scanner: Scanner) -> None:
+    """The watcher kept running, watching nothing, and exited 0 on Ctrl-C."""
+    from stegshield.scan.watch import WatchError
+
+    watched = tmp_path / "in"
+    watched.mkdir()
+    w = Watcher(watched, scanner, AlertSink())
+    errors: list[str] = []
+
+    def run() -> None:
+        try:
+            w.run(poll=0.05)
+        except WatchError as exc:
+            errors.append(str(exc))
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert w.ready.wait(10)
+    watched.rmdir()
+    t.join(10)
+    assert errors and "gone" in errors[0]

@@ -18,6 +18,7 @@ import click
 from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail, warn  # noqa: F401
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, check_not_input
 from .choices import DETECTOR_CHOICES, FORMATS
+from .distributed import ClusterError
 
 if TYPE_CHECKING:  # the scanner (NumPy, SciPy) is imported when a command runs
     from .scanner import Scanner, ScanOptions, ScanResult
@@ -163,15 +164,16 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
 
     if scheduler and cluster:
         fail("give either --scheduler or --cluster, not both")
-    if report is not None and not report.parent.is_dir():
-        fail(f"{report}: directory {report.parent} does not exist")
     options = make_options(detector, fpr, threshold, max_pixels, thumbnails=report is not None,
                            calibration=calibration)
     scanner = check_suite(options)
     files = list(iter_image_paths(paths, recursive=recursive))
     if report is not None:  # the report never replaces a scanned image
+        from .report import check_report_path
+
         try:
             check_not_input(report, [(f"scanned image {f}", f) for f in files])
+            check_report_path(report)  # now: hours of scanning must not end in "cannot write"
         except ImageError as exc:
             fail(str(exc))
     if not files:
@@ -217,6 +219,10 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
             bar.close()
         click.echo(f"stegshield: interrupted; {summary.line()}", err=True)
         sys.exit(130)
+    except ClusterError as exc:  # the Dask cluster could not be reached or went away
+        if bar is not None:
+            bar.close()
+        fail(f"{exc}; {summary.line()}")
     finally:
         if bar is not None:
             bar.close()
@@ -227,8 +233,11 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
     if report is not None:
         from .report import write_report
 
-        write_report(report, kept, summary, detector=scanner.suite.mode,
-                     thresholds=scanner.thresholds.describe())
+        try:
+            write_report(report, kept, summary, detector=scanner.suite.mode,
+                         thresholds=scanner.thresholds.describe())
+        except (ImageError, OSError) as exc:
+            fail(f"report not written: {exc}")
         click.echo(f"report written to {report}", err=True)
     sys.exit(summary.exit_code)
 

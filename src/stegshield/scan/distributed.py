@@ -10,17 +10,30 @@ detector suite once and reuses it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..runtime import tune_malloc
-from .scanner import Scanner, ScanOptions, ScanResult
 
-__all__ = ["BATCH", "scan_distributed"]
+if TYPE_CHECKING:  # NumPy loads when a scan runs (the scan command imports ClusterError)
+    from .scanner import Scanner, ScanOptions, ScanResult
+
+__all__ = ["BATCH", "ClusterError", "scan_distributed"]
+
+
+class ClusterError(RuntimeError):
+    """The Dask cluster could not be reached, or went away during the scan (one line)."""
+
+
+#: How long to try to reach a scheduler.
+CONNECT_TIMEOUT = "30s"
+#: Seconds between checks that the client is still connected while results are awaited.
+_POLL = 2.0
 
 #: Files per task: large enough to hide the scheduler's per-task cost (~1 ms), small enough
 #: to stream results and balance load.
@@ -30,6 +43,8 @@ _LOCK = threading.Lock()
 
 
 def _scanner(options: ScanOptions) -> Scanner:
+    from .scanner import Scanner
+
     with _LOCK:
         sc = _SCANNERS.get(options)
         if sc is None:
@@ -45,8 +60,9 @@ def scan_batch(paths: Sequence[str], options: ScanOptions) -> list[ScanResult]:
 
 
 def _batches(paths: Iterable[str | Path], size: int) -> Iterator[list[str]]:
+    """Absolute paths (workers may run in another folder), ``size`` at a time."""
     it = iter(paths)
-    while chunk := [str(p) for p in islice(it, size)]:
+    while chunk := [os.path.abspath(p) for p in islice(it, size)]:
         yield chunk
 
 
@@ -60,13 +76,27 @@ def scan_distributed(paths: Iterable[str | Path], options: ScanOptions, *,
     ``local_workers`` to start a throw-away ``LocalCluster`` (one thread per worker).
     """
     try:
-        from dask.distributed import Client, LocalCluster, as_completed
+        from dask.distributed import Client, LocalCluster, wait
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError("Dask is not installed: pip install 'dask[distributed]'") from exc
+    from .scanner import ScanResult
+
+    given = iter(paths)
+    shown: dict[str, str] = {}  # absolute path -> the path as the user gave it
+
+    def remember(p: str | Path) -> str | Path:
+        shown[os.path.abspath(p)] = str(p)
+        return p
+
     with ExitStack() as stack:
         if client is None:
             if scheduler:
-                client = stack.enter_context(Client(scheduler, timeout="30s"))
+                try:
+                    client = stack.enter_context(Client(scheduler, timeout=CONNECT_TIMEOUT))
+                except (OSError, ValueError, TypeError) as exc:  # unreachable, bad address
+                    raise ClusterError(f"cannot reach the Dask scheduler {scheduler}: "
+                                       f"{str(exc).splitlines()[0] if str(exc) else exc!r}"
+                                       ) from None
             else:
                 cluster = stack.enter_context(LocalCluster(
                     n_workers=local_workers or 1, threads_per_worker=1, processes=processes,
@@ -74,28 +104,34 @@ def scan_distributed(paths: Iterable[str | Path], options: ScanOptions, *,
                 client = stack.enter_context(Client(cluster))
         threads = sum(client.nthreads().values()) or 1
         window = max(2, 3 * threads)
-        chunks = _batches(paths, batch)
+        chunks = _batches(map(remember, given), batch)
         pending: dict[Any, list[str]] = {}
 
-        def submit() -> Any | None:
+        def submit() -> None:
             chunk = next(chunks, None)
-            if chunk is None:
-                return None
-            fut = client.submit(scan_batch, chunk, options, pure=False)
-            pending[fut] = chunk
-            return fut
+            if chunk is not None:
+                pending[client.submit(scan_batch, chunk, options, pure=False)] = chunk
 
-        first = [f for f in (submit() for _ in range(window)) if f is not None]
-        ac = as_completed(first)
-        for fut in ac:
-            chunk = pending.pop(fut)
+        for _ in range(window):
+            submit()
+        while pending:
             try:
-                results = fut.result()
-            except Exception as exc:  # a worker died or the task failed
-                msg = f"cluster task failed: {type(exc).__name__}: {exc}".splitlines()[0]
-                results = [ScanResult(path=p, verdict="error", error=msg) for p in chunk]
-            fut.release()
-            nxt = submit()
-            if nxt is not None:
-                ac.add(nxt)
-            yield from results
+                done, _ = wait(list(pending), timeout=_POLL, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                if client.status not in ("running", "connecting"):  # the scheduler is gone
+                    left = sum(len(c) for c in pending.values()) + sum(len(c) for c in chunks)
+                    raise ClusterError(f"lost the Dask scheduler ({client.status}); "
+                                       f"{left} file(s) not scanned") from None
+                continue
+            for fut in done:
+                chunk = pending.pop(fut)
+                try:
+                    results = fut.result()
+                except Exception as exc:  # a worker died or the task failed
+                    msg = f"cluster task failed: {type(exc).__name__}: {exc}".splitlines()[0]
+                    results = [ScanResult(path=p, verdict="error", error=msg) for p in chunk]
+                fut.release()
+                submit()
+                for r in results:
+                    r.path = shown.pop(r.path, r.path)
+                    yield r

@@ -61,6 +61,12 @@ class Summary:
                 f"{'s' if self.errors != 1 else ''}")
 
 
+def printable_path(path: str) -> str:
+    """``path`` for a terminal: undecodable bytes as ``\\xNN`` and control characters
+    escaped, so a file name cannot move the cursor, retitle or clear the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text_path(path))
+
+
 class TableWriter:
     """Aligned columns, one row per image; ``only_flagged`` hides clean images."""
 
@@ -75,7 +81,7 @@ class TableWriter:
         size = f"{r.width}x{r.height}" if r.width else "-"
         extra = r.error or "; ".join(r.notes)
         tail = f"  ({extra})" if extra else ""
-        path = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text_path(r.path))
+        path = printable_path(r.path)
         return (f"{r.verdict:<10} {score:>6} {pay:>7} {size:>11} {(r.format or '-'):<6} "
                 f"{path}{tail}")
 

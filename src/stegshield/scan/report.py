@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..imaging import atomic_write
+from ..imaging import ImageError, atomic_write
 from .output import Summary
 from .scanner import ScanResult
 from .suite import HeatMap
@@ -127,6 +127,7 @@ def render_report(results: Iterable[ScanResult], summary: Summary, *, title: str
     head = html.escape(title or "stegshield scan report")
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
+{GENERATOR}
 <meta http-equiv="Content-Security-Policy" content="{_REPORT_CSP}">
 <title>{head}</title><style>{_CSS}</style></head><body>
 <h1>{head}</h1>
@@ -143,7 +144,37 @@ suspicious); payloads are estimated bits per sample.</p>
 """
 
 
+#: Marks our reports, so that a rerun may replace one (and nothing else).
+GENERATOR = '<meta name="generator" content="stegshield scan report">'
+
+
+def check_report_path(path: str | Path) -> None:
+    """Raise :class:`ImageError` unless ``path`` may receive a report: a new file, or an
+    earlier stegshield report, in a folder that can be written to."""
+    import tempfile
+
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ImageError(f"{path}: directory {folder} does not exist")
+    if target.exists():
+        try:
+            with open(target, "rb") as f:
+                ours = GENERATOR.encode() in f.read(4096)
+        except OSError:
+            ours = False
+        if not ours:
+            raise ImageError(f"{path}: exists and is not a stegshield report; refusing to "
+                             "replace it (remove it or choose another --report)")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot write in {folder}: {exc.strerror or exc}") from None
+
+
 def write_report(path: str | Path, results: Iterable[ScanResult], summary: Summary,
                  **kwargs: str) -> None:
-    """Render and write the report atomically (replacing an existing one)."""
+    """Render and write the report atomically (replacing an earlier report)."""
+    check_report_path(path)
     atomic_write(path, render_report(results, summary, **kwargs).encode("utf-8"), force=True)

@@ -12,10 +12,13 @@ import io
 import math
 import multiprocessing as mp
 import os
+import stat
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,9 +244,16 @@ class Scanner:
         """Read and scan one file (refused unread above :func:`max_file_bytes`)."""
         t0 = time.perf_counter()
         limit = max_file_bytes(self.options.max_pixels)
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
+        try:  # non-blocking open: a FIFO named *.png must not hang the scan
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                         | getattr(os, "O_NOCTTY", 0))
+            with open(fd, "rb") as f:
+                st = os.fstat(f.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return ScanResult(path=str(path), verdict="error",
+                                      error="not a regular file (a FIFO, device or socket)",
+                                      seconds=time.perf_counter() - t0)
+                size = st.st_size
                 data = f.read(limit + 1) if size <= limit else b""
         except OSError as exc:
             return ScanResult(path=str(path), verdict="error",
@@ -275,15 +285,24 @@ def iter_image_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool = 
                 for root, dirs, files in os.walk(p):
                     dirs.sort()
                     for name in sorted(files):
-                        if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
-                            yield Path(root) / name
+                        child = Path(root) / name  # FIFOs and devices are skipped, as below
+                        if child.suffix.lower() in IMAGE_EXTENSIONS and _regular(child):
+                            yield child
             else:
                 with contextlib.suppress(OSError):
                     for child in sorted(p.iterdir()):
-                        if child.suffix.lower() in IMAGE_EXTENSIONS and child.is_file():
+                        if child.suffix.lower() in IMAGE_EXTENSIONS and _regular(child):
                             yield child
         else:
             yield p  # missing files become per-file errors
+
+
+def _regular(path: Path) -> bool:
+    """A regular file (following links), without opening it."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
 
 
 # ---- parallel scanning ---------------------------------------------------------------------
@@ -326,32 +345,55 @@ def scan_paths(paths: Iterable[str | os.PathLike[str]], options: ScanOptions, jo
             yield sc.scan_path(p)
         return
     window = jobs * 4
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context(),
-                             initializer=_init_worker,
-                             initargs=(options, max(1, (os.cpu_count() or 1) // jobs))) as pool:
-        pending: dict[Future[ScanResult], str] = {}
-        it = iter(paths)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                try:
-                    path = str(next(it))
-                except StopIteration:
-                    exhausted = True
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    it = iter(paths)
+    exhausted = False
+    retry: deque[tuple[str, int]] = deque()  # files in flight when a worker died
+    while retry or not exhausted:
+        # a dead worker (killed for memory, a crash) breaks the whole pool: the files in
+        # flight are suspects, retried one at a time in a new pool, and only a file that
+        # kills its worker when scanned alone is reported as an error
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=_mp_context(),
+                                 initializer=_init_worker, initargs=(options, threads)) as pool:
+            pending: dict[Future[ScanResult], tuple[str, int]] = {}
+            broken = False
+            while True:
+                while not broken and len(pending) < window:
+                    if any(t for _, t in pending.values()):
+                        break  # a suspect runs alone
+                    if retry:
+                        if pending:
+                            break  # let the pool drain, then the suspect alone
+                        path, tries = retry.popleft()
+                    elif not exhausted:
+                        try:
+                            path, tries = str(next(it)), 0
+                        except StopIteration:
+                            exhausted = True
+                            break
+                    else:
+                        break
+                    try:
+                        pending[pool.submit(_scan_in_worker, path)] = (path, tries)
+                    except BrokenProcessPool:
+                        broken = True
+                        retry.appendleft((path, tries))
+                if not pending:
                     break
-                try:
-                    pending[pool.submit(_scan_in_worker, path)] = path
-                except Exception as exc:  # the pool broke: report, keep going
-                    yield ScanResult(path=path, verdict="error",
-                                     error=f"worker pool failed: {type(exc).__name__}")
-            if not pending:
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                path = pending.pop(fut)
-                try:
-                    yield fut.result()
-                except Exception as exc:  # a worker died (e.g. killed for memory)
-                    yield ScanResult(path=path, verdict="error",
-                                     error=f"worker failed: {type(exc).__name__}: {exc}"
-                                     .splitlines()[0])
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    path, tries = pending.pop(fut)
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        if not tries:
+                            retry.append((path, 1))
+                        else:
+                            yield ScanResult(path=path, verdict="error", error=(
+                                "its worker process died scanning it alone (killed, e.g. "
+                                "for memory?)"))
+                    except Exception as exc:  # the task itself failed
+                        yield ScanResult(path=path, verdict="error",
+                                         error=f"worker failed: {type(exc).__name__}: {exc}"
+                                         .splitlines()[0])

@@ -5,9 +5,13 @@
   so a file being copied is scanned once, complete.
 * Temporary names (``.name``, ``name~``, ``*.tmp``, ``*.part``, ``*.crdownload``, ``*.swp``)
   are ignored; an unchanged file (same size and mtime) is not rescanned.
-* Alerts go to a JSON-lines log, a webhook (POST of the JSON) and/or a command, from a
-  separate thread so a slow webhook never delays scanning. Bad files are reported and skipped.
-* SIGINT / SIGTERM stop it cleanly (pending alerts are delivered first, within a timeout).
+* Alerts go to a JSON-lines log (written at once), a webhook (POST of the JSON; at most
+  64 KiB of its reply is read) and/or a command, the last two from a separate thread so a
+  slow webhook never delays scanning or the log. Bad files are reported and skipped; FIFOs
+  and devices are never opened.
+* SIGINT / SIGTERM stop it cleanly: pending alerts are sent first, within a timeout; alerts
+  still unsent then are counted in a one-line error (exit 2). A watched directory that
+  disappears stops the watch with an error.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import os
 import queue
 import shlex
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -47,6 +52,8 @@ if TYPE_CHECKING:  # NumPy / SciPy load when the command runs
 
 __all__ = ["AlertSink", "Watcher", "ignored_name", "watch"]
 
+#: Bytes of a webhook's reply that are read (an endless reply exhausted memory).
+_REPLY_BYTES = 65536
 _TEMP_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".crdownload", ".swp", ".download")
 _RANK = {"clean": 0, "too_small": 0, "error": 0, "suspicious": 1, "alert": 2}
 
@@ -72,17 +79,31 @@ class AlertSink:
     retries: int = 2
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def sends(self) -> bool:
+        """Whether alerts go out (webhook, command), which :meth:`send` does off-thread."""
+        return bool(self.webhook or self.command)
+
     def deliver(self, event: dict[str, Any]) -> None:
         """Send one alert event to every configured channel (errors are recorded, not raised)."""
+        self.record(event)
+        self.send(event)
+
+    def record(self, event: dict[str, Any]) -> None:
+        """Append the event to the log (fast and local: done at once, never queued)."""
+        if self.log is None:
+            return
+        try:
+            with open(self.log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(event, separators=(",", ":")) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:
+            self._error(f"alert log {self.log}: {exc.strerror or exc}")
+
+    def send(self, event: dict[str, Any]) -> None:
+        """POST the event to the webhook and run the command (slow: the alert thread)."""
         line = json.dumps(event, separators=(",", ":"))
-        if self.log is not None:
-            try:
-                with open(self.log, "a", encoding="utf-8") as f:
-                    f.write(line + "\n")
-                    f.flush()
-                    os.fsync(f.fileno())
-            except OSError as exc:
-                self._error(f"alert log {self.log}: {exc.strerror or exc}")
         if self.webhook:
             self._post(line.encode("utf-8"))
         if self.command:
@@ -99,7 +120,7 @@ class AlertSink:
         for attempt in range(self.retries + 1):
             try:
                 with urllib.request.urlopen(req, timeout=self.webhook_timeout) as resp:
-                    resp.read()
+                    resp.read(_REPLY_BYTES)  # the reply is not needed: never read it all
                 return
             except (urllib.error.URLError, OSError, ValueError) as exc:
                 if attempt == self.retries:
@@ -143,6 +164,7 @@ class Watcher:
         self._alerts: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self.scanned = 0
         self.alerts = 0
+        self.unsent = 0  # alerts queued for the webhook / command and not yet sent
 
     # -- events -------------------------------------------------------------------------
     def notify(self, path: str) -> None:
@@ -170,6 +192,9 @@ class Watcher:
                     st = os.stat(path)
                 except OSError:
                     del self._pending[path]  # deleted or moved away meanwhile
+                    continue
+                if not stat.S_ISREG(st.st_mode):  # a FIFO or device: never opened
+                    del self._pending[path]
                     continue
                 sig = (st.st_size, st.st_mtime_ns)
                 if self._stat.get(path) != sig:  # still growing: wait one more period
@@ -204,7 +229,11 @@ class Watcher:
                 self.alerts += 1
                 event = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "event": r.verdict,
                          **r.to_json()}
-                self._alerts.put(event)
+                self.sink.record(event)
+                if self.sink.sends:
+                    with self._lock:
+                        self.unsent += 1
+                    self._alerts.put(event)
         return len(paths)
 
     def _alert_loop(self) -> None:
@@ -213,9 +242,11 @@ class Watcher:
             if event is None:
                 return
             try:
-                self.sink.deliver(event)
-            except Exception as exc:  # pragma: no cover - deliver records its own errors
+                self.sink.send(event)
+            except Exception as exc:  # pragma: no cover - send records its own errors
                 click.echo(f"stegshield: warning: alert delivery failed: {exc}", err=True)
+            with self._lock:
+                self.unsent -= 1
 
     def run(self, poll: float = 0.1, on_start: Callable[[], None] | None = None) -> None:
         """Watch until :attr:`stop_event` is set (by a signal handler or another thread).
@@ -248,6 +279,8 @@ class Watcher:
         try:
             while not self.stop_event.wait(poll):
                 self.scan_due()
+                if not self.root.is_dir():
+                    raise WatchError(f"{self.root}: the watched directory is gone")
         finally:
             observer.stop()
             observer.join(timeout=5)
@@ -255,10 +288,16 @@ class Watcher:
             sender.join(timeout=self.sink.webhook_timeout * (self.sink.retries + 1) + 5)
 
 
+class WatchError(RuntimeError):
+    """The watch cannot go on (one line)."""
+
+
 def _print_result(r: ScanResult) -> None:
-    score = f"{r.score:.3f}" if r.score is not None else "-"
+    from .output import printable_path
+
+    score = f"{r.score:.4f}" if r.score is not None else "-"  # as scan shows it
     extra = f"  ({r.error})" if r.error else ""
-    click.echo(f"{r.verdict:<10} {score:>6} {r.path}{extra}")
+    click.echo(f"{r.verdict:<10} {score:>6} {printable_path(r.path)}{extra}")
 
 
 @click.command()
@@ -293,6 +332,12 @@ def watch(directory: Path, webhook: str | None, command: str | None, log: Path |
         fail("--webhook must be an http:// or https:// URL")
     if command and not shlex.split(command):
         fail("--exec needs a command")
+    if log is not None:  # alerts that cannot be logged would only be warned about, one by one
+        try:
+            with open(log, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            fail(f"--log {log}: {exc.strerror or exc}")
     from ..runtime import tune_malloc
 
     scanner = check_suite(make_options(detector, fpr, threshold, max_pixels,
@@ -310,9 +355,15 @@ def watch(directory: Path, webhook: str | None, command: str | None, log: Path |
     signal.signal(signal.SIGTERM, stop)
     if scan_existing:
         watcher.add_existing()
-    watcher.run(on_start=lambda: click.echo(
-        f"stegshield: watching {directory} (detector {scanner.suite.mode}; "
-        f"{scanner.thresholds.describe()}); Ctrl-C to stop", err=True))
+    try:
+        watcher.run(on_start=lambda: click.echo(
+            f"stegshield: watching {directory} (detector {scanner.suite.mode}; "
+            f"{scanner.thresholds.describe()}); Ctrl-C to stop", err=True))
+    except WatchError as exc:
+        fail(f"{exc}; scanned {watcher.scanned}, alerts {watcher.alerts}")
     click.echo(f"stegshield: stopped; scanned {watcher.scanned}, alerts {watcher.alerts}",
                err=True)
+    if watcher.unsent:  # the log has them; the webhook / command never saw them
+        fail(f"{watcher.unsent} alert(s) not sent to the webhook/--exec before the shutdown "
+             "deadline" + (f" (they are in {log})" if log is not None else ""))
     sys.exit(0)
