@@ -268,3 +268,144 @@ def test_serve_command_help_and_validation() -> None:
     assert res.exit_code == 0 and "--host" in res.output and "127.0.0.1" in res.output
     res = CliRunner().invoke(serve, ["--fpr", "0.1", "--threshold", "0.5"])
     assert res.exit_code == 2 and "stegshield: error:" in res.stderr
+
+
+def _gray(alpha: bool = False) -> bytes:
+    """A small grayscale cover (gray+alpha with ``alpha``) as PNG."""
+    gray = synthetic_cover(np.random.default_rng(8), (64, 64))
+    if not alpha:
+        return _png(gray)
+    buf = io.BytesIO()
+    Image.fromarray(np.dstack([gray, np.full_like(gray, 255)]), "LA").save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_hide_refuses_formats_that_lose_the_message(client: TestClient) -> None:
+    """WebP has no grayscale mode and BMP no alpha: 422 with the CLI's reasons, not a stego
+    image that cannot be revealed (or a 500)."""
+    cases = [(_gray(), "webp", "WebP has no grayscale mode"),
+             (_gray(alpha=True), "webp", "WebP has no grayscale mode"),
+             (_gray(alpha=True), "bmp", "BMP readers drop the alpha channel")]
+    for cover, fmt, reason in cases:
+        r = client.post("/v1/hide", files={"image": ("g.png", cover)},
+                        data={"message": "x", "password": "pw", "format": fmt})
+        assert r.status_code == 422, (fmt, r.text)
+        detail = r.json()["detail"]
+        assert reason in detail and "g.png" in detail and "\n" not in detail
+        assert "; use png" in detail  # the API's format names, not file extensions
+    ok = client.post("/v1/hide", files={"image": ("g.png", _gray())},
+                     data={"message": "x", "password": "pw", "format": "bmp"})
+    assert ok.status_code == 200 and ok.headers["content-type"] == "image/bmp"
+    back = client.post("/v1/reveal", files={"image": ("s.bmp", ok.content)},
+                       data={"password": "pw"})
+    assert back.status_code == 200 and back.json()["text"] == "x"
+
+
+def test_form_fields_that_are_not_utf8(client: TestClient) -> None:
+    """Password and message bytes are used as given (as on the command line); other fields
+    that are not UTF-8 are a 422 naming the field."""
+    cover = _png(_cover(3, 64))
+    for name in ("rate", "cost", "format"):
+        data: dict[str, str | bytes] = {"message": "x", "password": "pw", name: b"\xff\xfe"}
+        r = client.post("/v1/hide", files={"image": ("c.png", cover)}, data=data)
+        assert r.status_code == 422, (name, r.text)
+        assert r.headers["content-type"] == "application/json"
+        assert f"'{name}'" in r.json()["detail"] and "UTF-8" in r.json()["detail"]
+    latin1 = "\u00e9t\u00e9".encode("latin-1")
+    r = client.post("/v1/hide", files={"image": ("c.png", cover)},
+                    data={"message": b"caf\xe9", "password": latin1})
+    assert r.status_code == 200, r.text
+    out = client.post("/v1/reveal", files={"image": ("s.png", r.content)},
+                      data={"password": latin1})
+    assert out.status_code == 200 and out.json()["size"] == 4
+    utf8 = client.post("/v1/reveal", files={"image": ("s.png", r.content)},
+                       data={"password": "\u00e9t\u00e9"})
+    assert utf8.status_code == 404  # other bytes, other key
+
+
+def test_save_uploads_survives_races_and_a_missing_dir(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upload saved meanwhile by a parallel request is fine; a failed save is a warning
+    and the scan is still answered."""
+    from stegshield.server import app as app_module
+
+    real_write = app_module.atomic_write
+
+    def racing_write(path: Path, data: bytes, force: bool = False) -> None:
+        Path(path).write_bytes(data)  # a parallel request with the same file got there first
+        real_write(path, data, force)
+
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    with TestClient(create_app(_config(save_uploads=saved))) as c:
+        monkeypatch.setattr(app_module, "atomic_write", racing_write)
+        r = c.post("/v1/scan", files={"files": ("a.png", CLEAN)})
+        assert r.status_code == 200 and r.json()["results"][0]["error"] is None
+        assert len(list(saved.iterdir())) == 1
+        monkeypatch.setattr(app_module, "atomic_write", real_write)
+        for f in saved.iterdir():
+            f.unlink()
+        saved.rmdir()  # deleted while the server runs
+        with caplog.at_level("WARNING"):
+            r = c.post("/v1/scan", files={"files": ("b.png", STEGO)})
+        assert r.status_code == 200, r.text
+        assert r.json()["results"][0]["verdict"] == "alert"
+        assert any("b.png" in m and "not saved" in m for m in caplog.messages)
+
+
+def test_serve_startup_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    from stegshield.scan.commands import serve
+
+    def no_run(*a: object, **k: object) -> None:
+        raise AssertionError("uvicorn.run reached")
+
+    monkeypatch.setattr(uvicorn, "run", no_run)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    bad_token = tmp_path / "token"
+    bad_token.write_bytes(b"\xff\xfe secret")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        for args, what in [(["--save-uploads", str(blocker / "sub")], "--save-uploads"),
+                           (["--token-file", str(bad_token)], "--token-file"),
+                           (["--port", port], port)]:
+            res = CliRunner().invoke(serve, ["--detector", "classical", *args])
+            assert res.exit_code == 2, (args, res.output, res.exception)
+            assert res.stderr.startswith("stegshield: error:") and what in res.stderr
+            assert res.stderr.count("\n") == 1, res.stderr
+
+
+def test_validation_errors_are_one_line(client: TestClient) -> None:
+    """Bad query parameters answer ``{"detail": "one line"}``; scan errors give no CLI hint."""
+    r = client.post("/v1/scan?heatmap=abc", files={"files": ("a.png", CLEAN)})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert isinstance(detail, str) and "heatmap" in detail and "\n" not in detail
+    with TestClient(create_app(_config(max_pixels=100 * 100))) as c:
+        err = c.post("/v1/scan", files={"files": ("a.png", CLEAN)}).json()["results"][0]["error"]
+    assert "exceeds the limit" in err and "--max-pixels" not in err
+
+
+def test_scanner_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building a detector (seconds for a learned one) runs in a worker thread."""
+    from stegshield.server import app as app_module
+
+    on_loop: list[bool] = []
+
+    class SpyScanner(app_module.Scanner):  # type: ignore[name-defined,misc]
+        def __init__(self, *a: object, **k: object) -> None:
+            try:
+                asyncio.get_running_loop()
+                on_loop.append(True)
+            except RuntimeError:
+                on_loop.append(False)
+            super().__init__(*a, **k)
+
+    monkeypatch.setattr(app_module, "Scanner", SpyScanner)
+    with TestClient(create_app(_config())) as c:
+        assert c.post("/v1/scan", files={"files": ("a.png", CLEAN)}).status_code == 200
+    assert on_loop == [False]

@@ -18,10 +18,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import re
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 
 import anyio
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -37,7 +39,14 @@ from fastapi.staticfiles import StaticFiles
 from .. import __version__
 from ..crypto.container import Payload
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
-from ..imaging import ImageError, atomic_write, encode_image, open_image
+from ..imaging import (
+    ImageError,
+    OutputExistsError,
+    atomic_write,
+    encode_image,
+    open_image,
+    output_format,
+)
 from ..runtime import tune_malloc
 from ..scan.scanner import Scanner, ScanOptions, ScanResult
 from ..scan.suite import DETECTOR_CHOICES, SuiteError
@@ -54,6 +63,7 @@ from .multipart import FormData, FormError, parse_form
 __all__ = ["ApiError", "ServerConfig", "create_app"]
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 DEFAULT_MAX_UPLOAD = 64 * 1024 * 1024
 DEFAULT_SERVER_PIXELS = 50_000_000
 _HIDE_FORMATS = {"png": ("PNG", "image/png"), "webp": ("WEBP", "image/webp"),
@@ -95,6 +105,35 @@ class ApiError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
+
+
+def _no_cli_hint(message: str) -> str:
+    """``message`` without the command-line advice an API client cannot follow."""
+    return message.replace(" (raise it with --max-pixels)", "").replace(
+        " (lower --max-pixels)", "")
+
+
+def _check_output(name: str, fmt_key: str, mode: str) -> None:
+    """Raise :class:`ImageError` when ``fmt_key`` cannot keep an image of ``mode`` exactly
+    (the command line's rules: no grayscale WebP, no alpha in BMP)."""
+    probe = f"out.{fmt_key}"
+    try:
+        output_format(probe, mode)
+    except ImageError as exc:
+        reason, _, hint = str(exc).replace(probe, name, 1).partition("; use ")
+        hint = re.sub(r"(?<![^ ])\.(?=[a-z])", "", hint)  # ".png or .tiff" -> "png or tiff"
+        raise ImageError(reason + (f"; use {hint}" if hint else "")) from None
+
+
+def _validation_detail(errors: Sequence[Any]) -> str:
+    """FastAPI's list of request validation errors as one line."""
+    parts = []
+    for err in errors:
+        loc = [str(x) for x in err.get("loc", ())]
+        where = (f"{loc[0]} parameter {'.'.join(loc[1:])!r}" if len(loc) > 1
+                 else "".join(loc) or "request")
+        parts.append(f"{where}: {' '.join(str(err.get('msg', 'invalid')).split())}")
+    return "; ".join(parts) or "invalid request"
 
 
 def _static_dir() -> Path:
@@ -149,8 +188,7 @@ def _add_cipher_routes(app: FastAPI, cfg: ServerConfig, work: Callable[..., Awai
             return ApiError(403, str(exc))
         if isinstance(exc, cipher.CipherIntegrityError):
             return ApiError(409, str(exc).replace("<bytes>", name))
-        return ApiError(422, str(exc).replace("<bytes>", name).replace(
-            " (raise it with --max-pixels)", ""))
+        return ApiError(422, _no_cli_hint(str(exc).replace("<bytes>", name)))
 
     form_doc = _form_schema({"image": _FILE, "password": {"type": "string",
                                                           "format": "password"}},
@@ -283,6 +321,15 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
         return JSONResponse({"detail": str(exc)}, status_code=exc.status, headers=headers)
 
+    @app.exception_handler(FormError)
+    async def _form_error(request: Request, exc: FormError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError
+                                ) -> JSONResponse:
+        return JSONResponse({"detail": _validation_detail(exc.errors())}, status_code=422)
+
     @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
                        ) -> Response:
@@ -306,11 +353,16 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 "max_files": cfg.max_files, "cipher": has_cipher}
 
     def _save(data: bytes, filename: str) -> None:
+        """Keep a copy of an upload; a failure is logged, never a lost scan."""
         assert cfg.save_uploads is not None
         ext = re.sub(r"[^a-z0-9.]", "", Path(filename).suffix.lower())[:8]
         target = cfg.save_uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
-        if not target.exists():
+        try:
             atomic_write(target, data)
+        except OutputExistsError:
+            pass  # the name is the content hash: an earlier or parallel request saved it
+        except (ImageError, OSError) as exc:
+            log.warning("upload %r not saved: %s", filename, exc)
 
     def _scan_all(sc: Scanner, files: list[tuple[str, bytes]]) -> list[ScanResult]:
         out = []
@@ -336,11 +388,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
             raise ApiError(422, "no image uploaded (send multipart field 'files')")
         if len(parts) > cfg.max_files:
             raise ApiError(413, f"too many files (at most {cfg.max_files} per request)")
-        sc = scanner_for(detector)
+        sc = await work(scanner_for, detector)  # a learned detector takes seconds to build
         files = [(p.filename or f"upload-{i}", p.data) for i, p in enumerate(parts)]
         results = []
         for name, data in files:  # one thread job per image: other requests interleave
             results.extend(await work(_scan_all, sc, [(name, data)]))
+        for r in results:
+            if r.error:
+                r.error = _no_cli_hint(r.error)
         return {"detector": sc.suite.mode, "thresholds": sc.thresholds.describe(),
                 "results": [r.to_json(heatmap=heatmap) for r in results]}
 
@@ -351,23 +406,24 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return parts[0].filename or "image", parts[0].data
 
     def _password(form: FormData) -> bytes:
-        pw = form.text("password")
+        """The password's bytes as sent (as on the command line, UTF-8 or not)."""
+        pw = form.value("password")
         if not pw:
             raise ApiError(422, "a non-empty 'password' field is required")
-        return pw.encode("utf-8")
+        return pw
 
     def _image_error(exc: ImageError, name: str) -> ApiError:
-        return ApiError(422, str(exc).replace("<bytes>", name).replace(
-            " (raise it with --max-pixels)", ""))
+        return ApiError(422, _no_cli_hint(str(exc).replace("<bytes>", name)))
 
     def _hide(data: bytes, name: str, payload: Payload, password: bytes, rate: float,
-              cost: str, fmt: str) -> tuple[bytes, dict[str, Any]]:
+              cost: str, fmt_key: str) -> tuple[bytes, dict[str, Any]]:
         from ..stego.embed import hide_array
 
         img = open_image(data, cfg.max_pixels)
+        _check_output(name, fmt_key, img.mode)
         stego, report = hide_array(img.pixels, img.mode, payload, password, rate=rate,
                                    cost=cost, kdf=cfg.kdf)
-        return encode_image(stego, img.mode, fmt), {
+        return encode_image(stego, img.mode, _HIDE_FORMATS[fmt_key][0]), {
             "payload_bytes": report.payload_bytes, "embedded_bytes": report.embedded_bytes,
             "changes": report.changes, "rate": round(report.rate, 5),
             "lossy_source": img.lossy_source}
@@ -389,11 +445,11 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         form = await read_form(request)
         name, data = _image_part(form)
         password = _password(form)
-        message = form.text("message")
+        message = form.value("message")  # bytes as sent, as on the command line
         files = form.files("payload")
         if (message is None) == (not files):
             raise ApiError(422, "give either 'message' or a 'payload' file")
-        payload = (Payload(message.encode("utf-8"), is_text=True) if message is not None
+        payload = (Payload(message, is_text=True) if message is not None
                    else Payload(files[0].data, is_text=False,
                                 name=Path(files[0].filename or "").name))
         try:
@@ -408,9 +464,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         fmt_key = (form.text("format") or "png").lower()
         if fmt_key not in _HIDE_FORMATS:
             raise ApiError(422, f"'format' must be one of {', '.join(_HIDE_FORMATS)}")
-        fmt, media = _HIDE_FORMATS[fmt_key]
+        media = _HIDE_FORMATS[fmt_key][1]
         try:
-            out, info = await work(_hide, data, name, payload, password, rate, cost, fmt)
+            out, info = await work(_hide, data, name, payload, password, rate, cost, fmt_key)
         except ImageError as exc:
             raise _image_error(exc, name) from exc
         except StegoError as exc:

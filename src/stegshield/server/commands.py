@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from pathlib import Path
 
 import click
@@ -29,6 +30,28 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _read_token(path: Path) -> str:
+    """The token in ``path`` (UTF-8 text, surrounding blanks dropped)."""
+    try:
+        return path.read_bytes().decode("utf-8").strip()
+    except UnicodeDecodeError:
+        fail(f"--token-file {path}: not valid UTF-8 text")
+    except OSError as exc:
+        fail(f"--token-file {path}: {exc.strerror or exc}")
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail now, in one line, when ``host:port`` cannot be listened on (in use, no such
+    address); uvicorn would print a log and exit 3."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            sock.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 @click.command()
@@ -67,11 +90,15 @@ def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
         fail(f"the server needs fastapi, uvicorn and python-multipart ({exc.name} is missing)")
     if fpr is not None and threshold is not None:
         fail("give either --fpr or --threshold, not both")
-    token = token_file.read_text().strip() if token_file else os.environ.get(TOKEN_ENV)
+    token = _read_token(token_file) if token_file else os.environ.get(TOKEN_ENV)
     if token is not None and not token:
         fail("the API token must not be empty")
     if save_uploads is not None:
-        save_uploads.mkdir(parents=True, exist_ok=True)
+        try:
+            save_uploads.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"--save-uploads {save_uploads}: {exc.strerror or exc}")
+    _check_port(host, port)
     if not _is_loopback(host) and token is None:
         warn(f"listening on {host} without an API token: anyone who can reach it can use it "
              f"(set ${TOKEN_ENV} or --token-file)")

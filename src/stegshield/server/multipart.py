@@ -44,12 +44,20 @@ class FormData:
         return [p for p in self.parts
                 if p.filename is not None and (not names or p.name in names)]
 
-    def text(self, name: str) -> str | None:
-        """The first non-file field called ``name``, decoded as UTF-8."""
+    def value(self, name: str) -> bytes | None:
+        """The bytes of the first non-file field called ``name``."""
         for p in self.parts:
             if p.name == name and p.filename is None:
-                return p.data.decode("utf-8", errors="strict")
+                return p.data
         return None
+
+    def text(self, name: str) -> str | None:
+        """The first non-file field called ``name``, decoded as UTF-8 (422 if it is not)."""
+        data = self.value(name)
+        try:
+            return None if data is None else data.decode("utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise FormError(f"form field {name!r} is not valid UTF-8", 422) from None
 
 
 class _Collector:
