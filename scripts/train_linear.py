@@ -126,7 +126,7 @@ JOBS = {
         "lsbm@0.4",
         ("lsbm@0.4", "lsbm@0.2", "lsbm@0.1", "lsbr@0.1", "hill@0.4", "suniward@0.4",
          "wow@0.4", "hide@0.2"),
-        scan="srm-lsbm", l2_grid=(1e-6, 1e-5, 1e-4, 1e-3), train_copies=2),
+        scan="srm-lsbm", l2_grid=(1e-6, 1e-5, 1e-4, 1e-3), train_copies=4),
 }
 
 
