@@ -139,8 +139,29 @@ def test_cli_evaluate(dataset: tuple[Path, Path], tmp_path: Path) -> None:
     # the covers as their own stego (AUC 0.5, exit 0 before), and a report inside a stego set
     r = runner.invoke(evaluate_cmd, ["--detector", "ws", "--covers", str(cdir), "--stego",
                                      str(cdir)])
-    assert r.exit_code == 2 and "is the covers folder" in r.output
+    assert r.exit_code == 2 and "is or contains the covers folder" in r.output
+    r = runner.invoke(evaluate_cmd, ["--detector", "ws", "--covers", str(cdir), "--stego",
+                                     str(cdir.parent)])  # a folder above the covers too
+    assert r.exit_code == 2 and "is or contains the covers folder" in r.output
     inside = out / "lsbr" / "0.4" / "rep"
     r = runner.invoke(evaluate_cmd, ["--detector", "ws", "--covers", str(cdir), "--stego",
                                      str(out / "lsbr" / "0.4"), "--out", str(inside)])
     assert r.exit_code == 2 and "inside an input folder" in r.output and not inside.exists()
+
+
+def test_stego_named_like_a_cover_of_another_size_is_not_paired(tmp_path: Path) -> None:
+    """Corpus tiles of 128 and 256 px share names: 128 px covers were scored against 256 px
+    stego crops of the same name, silently."""
+    small, big = tmp_path / "c128", tmp_path / "s256"
+    small.mkdir()
+    big.mkdir()
+    for i in range(4):
+        Image.fromarray(natural_like(64, 64, seed=i)).save(small / f"t{i}.png")
+        Image.fromarray(natural_like(96, 96, seed=i)).save(big / f"t{i}.png")
+    Image.fromarray(natural_like(64, 64, seed=9)).save(big / "t0.png")  # one true pair
+    sets = ev.find_stego_sets([big])
+    report = ev.evaluate(["ws"], sorted(small.glob("*.png")), sets, progress=False)
+    info = report.sets[0]
+    assert info["pairs"] == 1 and info["size_mismatch"] == 3
+    with pytest.raises(ValueError, match="another tile size"):
+        ev.evaluate(["ws"], sorted(small.glob("t[123].png")), sets, progress=False)

@@ -170,3 +170,31 @@ def test_file_api_never_overwrites(tmp_path: Path, sample_paths: list[Path]) -> 
     assert cover.read_bytes() == before and existing.read_bytes() == b"keep me"
     assert not big.exists() and not (tmp_path / "o.jpg").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "e.png"]
+
+
+def test_payload_that_reveal_could_not_inflate_is_refused(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A highly compressible payload above the inflate limit was hidden, then revealed as
+    "altered after hiding": never recoverable.  hide refuses it; reveal with a lower limit
+    (the server's) says what happened instead of crying tampering."""
+    from stegshield.stego import embed
+    from stegshield.stego.errors import StegoError
+
+    monkeypatch.setattr(embed, "MAX_INFLATED_BYTES", 4096)
+    cover = make("L", 96, 96)
+    with pytest.raises(StegoError, match="at most 4,096 can be hidden"):
+        hide_array(cover, "L", Payload(bytes(5000)), PW, kdf=TEST_KDF)
+    stego, _ = hide_array(cover, "L", Payload(bytes(4000)), PW, kdf=TEST_KDF)
+    assert reveal_array(stego, "L", PW, kdf=TEST_KDF).data == bytes(4000)
+    with pytest.raises(StegoError, match="inflates beyond 1,000 bytes") as err:
+        reveal_array(stego, "L", PW, kdf=TEST_KDF, max_bytes=1000)
+    assert not isinstance(err.value, IntegrityError)
+
+
+def test_long_file_names_are_cut_at_a_character_boundary() -> None:
+    """A name over 255 bytes was cut inside a UTF-8 character (revealed with U+FFFD)."""
+    cover = make("L", 160, 160)
+    name = "é" * 200  # 400 bytes: 255 would split the 128th character
+    stego, _ = hide_array(cover, "L", Payload(b"x", name=name), PW, kdf=TEST_KDF)
+    got = reveal_array(stego, "L", PW, kdf=TEST_KDF).name
+    assert got == "é" * 127 and "\ufffd" not in got

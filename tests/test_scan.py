@@ -181,6 +181,21 @@ class _FakeCNN:
         return DetectionResult(score=0.99 * p + 0.005, payload_bpp=None, raw=p, tile_map=tiles)
 
 
+class _BlindCNN(_FakeCNN):
+    """A learned detector that cannot judge (a NaN score, as for a too-small image)."""
+
+    def detect(self, image: np.ndarray) -> DetectionResult:
+        return DetectionResult(score=math.nan, payload_bpp=None, raw=math.nan)
+
+
+def test_a_group_that_judged_nothing_scores_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python's min(1.0, nan) is 1.0: such a group showed 0.0099 instead of 0."""
+    monkeypatch.setitem(analysis._REGISTRY, "cnn", _BlindCNN)
+    monkeypatch.setattr(suite_mod, "AUTO_LEARNED", {"cnn"})
+    r = Scanner(ScanOptions(detector="auto")).scan_bytes(_png(_stego(11)), "s.png")
+    assert r.detectors["group:cnn"] == 0.0 and r.verdict == "alert"
+
+
 def test_auto_fuses_a_learned_detector(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(analysis._REGISTRY, "cnn", _FakeCNN)
     monkeypatch.setattr(suite_mod, "AUTO_LEARNED", {"cnn"})
@@ -583,3 +598,22 @@ def test_worker_processes_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> No
     finally:
         torch.set_num_threads(before)
         sc._WORKER = None
+
+
+def test_16_bit_colour_is_marked_unreliable(scanner: Scanner, tmp_path: Path) -> None:
+    """Pillow decodes a 16-bit RGB PNG to 8 bits: data in the low byte cannot be seen, yet
+    the scan said reliable with no note."""
+    import struct
+    import zlib
+
+    px = np.random.default_rng(0).integers(0, 65536, (64, 64, 3)).astype(">u2")
+    raw = b"".join(b"\x00" + px[y].tobytes() for y in range(64))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data)))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 16, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    r = scanner.scan_bytes(png, "deep.png")
+    assert r.reliable is False and any("16-bit" in n for n in r.notes), (r.verdict, r.notes)

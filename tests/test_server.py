@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import re
 import socket
@@ -28,6 +29,7 @@ with warnings.catch_warnings():  # starlette warns that httpx-based TestClient i
 from PIL import Image
 
 from stegshield.analysis.synthetic import lsb_replace, synthetic_cover
+from stegshield.crypto.container import Payload
 from stegshield.crypto.kdf import TEST_KDF
 from stegshield.server import ServerConfig, create_app
 
@@ -366,12 +368,15 @@ def test_serve_startup_errors_are_one_line(tmp_path: Path, monkeypatch: pytest.M
     blocker.write_text("x")
     bad_token = tmp_path / "token"
     bad_token.write_bytes(b"\xff\xfe secret")
+    accented = tmp_path / "token2"  # valid UTF-8, but no HTTP client could ever send it
+    accented.write_text("s\u00e9same", encoding="utf-8")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = str(busy.getsockname()[1])
         for args, what in [(["--save-uploads", str(blocker / "sub")], "--save-uploads"),
                            (["--token-file", str(bad_token)], "--token-file"),
+                           (["--token-file", str(accented)], "printable ASCII"),
                            (["--port", port], port)]:
             res = CliRunner().invoke(serve, ["--detector", "classical", *args])
             assert res.exit_code == 2, (args, res.output, res.exception)
@@ -409,3 +414,44 @@ def test_scanner_is_built_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) ->
     with TestClient(create_app(_config())) as c:
         assert c.post("/v1/scan", files={"files": ("a.png", CLEAN)}).status_code == 200
     assert on_loop == [False]
+
+
+def test_forged_cipher_header_cannot_demand_a_costly_kdf() -> None:
+    """The Argon2id cost in a cipher-image header is not authenticated before use: a forged
+    header could make each /v1/decrypt spend gigabytes and minutes.  Above the server's own
+    profile it is refused (422) before any derivation."""
+    from dataclasses import replace as dc_replace
+
+    from stegshield.cipher import api as capi
+    from stegshield.cipher.errors import CipherError
+    from stegshield.crypto.kdf import KdfParams
+
+    pixels = _cover(4, 32)
+    enc = capi.encrypt_array(pixels, "RGB", password=b"pw", kdf=TEST_KDF)
+    heavy = dc_replace(enc.header, kdf=KdfParams(time_cost=64, memory_kib=4 << 20,
+                                                 parallelism=64))
+    with pytest.raises(CipherError, match="more than allowed"):
+        capi.decrypt_array(enc.pixels, heavy, password=b"pw", max_kdf=TEST_KDF)
+    ok = capi.decrypt_array(enc.pixels, enc.header, password=b"pw", max_kdf=TEST_KDF)
+    assert np.array_equal(ok.pixels, pixels)
+    with TestClient(create_app(_config())) as c:
+        png = capi.encode_cipher_image(dc_replace(enc, header=heavy))
+        r = c.post("/v1/decrypt", files={"image": ("c.png", png)}, data={"password": "pw"})
+    assert r.status_code == 422 and "more than allowed" in r.json()["detail"]
+
+
+def test_reveal_returns_at_most_an_upload_worth_and_non_utf8_text_exactly() -> None:
+    """A 10 MB upload could inflate to a 512 MiB payload, base64-encoded into one response;
+    and a Latin-1 message came back with its bytes replaced."""
+    from stegshield.stego.embed import hide_array
+
+    big, _ = hide_array(_cover(5, 160), "RGB", Payload(bytes(300_000), is_text=False), b"pw",
+                        kdf=TEST_KDF)
+    latin, _ = hide_array(_cover(6, 160), "RGB", Payload(b"caf\xe9", is_text=True), b"pw",
+                          kdf=TEST_KDF)
+    with TestClient(create_app(_config(max_upload_bytes=200_000))) as c:
+        r = c.post("/v1/reveal", files={"image": ("s.png", _png(big))}, data={"password": "pw"})
+        assert r.status_code == 422 and "inflates beyond 200,000 bytes" in r.json()["detail"]
+        r = c.post("/v1/reveal", files={"image": ("s.png", _png(latin))},
+                   data={"password": "pw"}).json()
+    assert r["text"] == "caf\ufffd" and base64.b64decode(r["data_base64"]) == b"caf\xe9"

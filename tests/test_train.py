@@ -367,3 +367,36 @@ def test_ctrl_c_saves_a_checkpoint_and_the_run_resumes(tmp_path: Path,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # started with nohup: Ctrl-C stays ignored
     with tr._STOP:
         assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+
+
+def test_stego_folders_pair_by_stem_size_and_manifest(tmp_path: Path) -> None:
+    """`train --stego DIR` paired by full file name: PGM covers (BOSSbase) never paired with
+    their PNG stego, a name shared by two tile sizes took the last one (a crash mid-training),
+    and files left by an earlier run, in no manifest, were trained on."""
+    import json
+
+    from PIL import Image
+
+    from stegshield.training.data import StegoFolderDataset
+
+    rng = np.random.default_rng(0)
+
+    def img(path: Path, size: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 256, (size, size), np.uint8)).save(path)
+
+    covers, stego = tmp_path / "covers", tmp_path / "stego" / "lsbm" / "0.4"
+    img(covers / "128" / "t0.png", 32)
+    img(covers / "256" / "t0.png", 48)
+    img(covers / "boss" / "u.pgm", 40)
+    img(covers / "256" / "v.png", 48)
+    for name, size in (("t0.png", 48), ("u.png", 40), ("v.png", 48)):
+        img(stego / name, size)
+    rows = [{"path": "t0.png"}, {"path": "u.png"}, {"path": "gone.png"}]  # v.png: stale
+    (stego / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = StegoFolderDataset(covers, [str(tmp_path / "stego")], None, crop=None)
+    got = {(Path(ds.tiles.rows[ci]["path"]).as_posix(), p.name) for ci, p, _ in ds.pairs}
+    assert got == {("256/t0.png", "t0.png"), ("boss/u.pgm", "u.png")}
+    for i in range(len(ds)):
+        x, y, _, _ = ds[(0, i)]
+        assert x.shape == y.shape

@@ -150,13 +150,28 @@ def encrypt_array(pixels: np.ndarray, mode: str, *, password: bytes | None = Non
     return EncryptedImage(cipher, header, t1 - t0, time.perf_counter() - t1)
 
 
+def _check_kdf(kdf: KdfParams | None, limit: KdfParams | None) -> None:
+    """Refuse Argon2id parameters above ``limit``: they come from the unauthenticated header,
+    and a forged one must not make a server spend gigabytes and minutes on each request."""
+    if kdf is None or limit is None:
+        return
+    if (kdf.time_cost > limit.time_cost or kdf.memory_kib > limit.memory_kib
+            or kdf.parallelism > limit.parallelism):
+        raise CipherError(f"the cipher-image asks for Argon2id t={kdf.time_cost}, "
+                          f"m={kdf.memory_kib} KiB, p={kdf.parallelism}, more than allowed here "
+                          f"(t={limit.time_cost}, m={limit.memory_kib} KiB, "
+                          f"p={limit.parallelism})")
+
+
 def decrypt_array(pixels: np.ndarray, header: CipherHeader, *, password: bytes | None = None,
-                  key: bytes | None = None) -> DecryptedImage:
+                  key: bytes | None = None, max_kdf: KdfParams | None = None) -> DecryptedImage:
     """Check the key, invert the network and verify the tag; raise before returning anything.
 
     Raises :class:`WrongKeyError` (wrong password or key) or :class:`CipherIntegrityError`
-    (pixels or header altered).
+    (pixels or header altered); :class:`CipherError` when the header's Argon2id parameters
+    exceed ``max_kdf`` (when given).
     """
+    _check_kdf(header.kdf, max_kdf)
     secret = _secret(password, key)
     if header.key_file != secret.is_key:
         need = "a key file (--key-file)" if header.key_file else "a password, not a key file"
@@ -308,11 +323,13 @@ def encrypt(image: PathLike | bytes | LoadedImage, output: PathLike, *,
 
 def decrypt_image(cipher: PathLike | bytes | tuple[np.ndarray, CipherHeader], *,
                   password: bytes | None = None, key: bytes | None = None,
-                  max_pixels: int = DEFAULT_MAX_PIXELS) -> DecryptedImage:
-    """Decrypt a cipher-image (path, file bytes, or :func:`read_cipher_image`'s result)."""
+                  max_pixels: int = DEFAULT_MAX_PIXELS,
+                  max_kdf: KdfParams | None = None) -> DecryptedImage:
+    """Decrypt a cipher-image (path, file bytes, or :func:`read_cipher_image`'s result);
+    ``max_kdf`` bounds the Argon2id cost a header may ask for (see :func:`decrypt_array`)."""
     pixels, header = (cipher if isinstance(cipher, tuple)
                       else read_cipher_image(cipher, max_pixels))
-    return decrypt_array(pixels, header, password=password, key=key)
+    return decrypt_array(pixels, header, password=password, key=key, max_kdf=max_kdf)
 
 
 def decrypt(cipher: PathLike | bytes | tuple[np.ndarray, CipherHeader], output: PathLike, *,

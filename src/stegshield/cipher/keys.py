@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from argon2.exceptions import HashingError
+
 from ..crypto.kdf import KEY_BYTES, KdfParams, derive_key, domain_salt, subkey
 from .errors import CipherError
 from .header import CHECK_BYTES, CipherHeader
@@ -72,7 +74,11 @@ def master_key(secret: Secret, salt: bytes, kdf: KdfParams | None) -> bytes:
     if kdf is None:
         raise CipherError("a password needs Argon2id parameters")
     assert secret.password is not None
-    return derive_key(secret.password, salt, kdf)
+    try:
+        return derive_key(secret.password, salt, kdf)
+    except HashingError as exc:  # e.g. the memory a (forged) header asks for is not there
+        raise CipherError(f"Argon2id failed (t={kdf.time_cost}, m={kdf.memory_kib} KiB, "
+                          f"p={kdf.parallelism}): {exc}") from None
 
 
 @dataclass(frozen=True)

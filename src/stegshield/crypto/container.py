@@ -36,6 +36,10 @@ class ContainerError(ValueError):
     """The record inside a successfully authenticated body is malformed."""
 
 
+class InflateLimitError(ContainerError):
+    """An authentic payload inflates beyond the limit the caller set (not an alteration)."""
+
+
 @dataclass(frozen=True)
 class Payload:
     """What the user hides: bytes, whether they are text, and an optional file name."""
@@ -45,9 +49,23 @@ class Payload:
     name: str = ""
 
 
+def _name_bytes(name: str) -> bytes:
+    """The file name's bytes (undecodable ones as they were), at most MAX_NAME_BYTES, never
+    cut inside a UTF-8 character."""
+    raw = name.encode("utf-8", "surrogateescape")
+    cut = raw[:MAX_NAME_BYTES]
+    if len(raw) > MAX_NAME_BYTES:
+        try:
+            cut.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if exc.reason == "unexpected end of data":  # a character split at the cut
+                cut = cut[:exc.start]
+    return cut
+
+
 def encode_record(payload: Payload, compress: bool = True) -> bytes:
     """Serialise ``payload``; compress with zlib when that makes it smaller."""
-    name = payload.name.encode("utf-8")[:MAX_NAME_BYTES]
+    name = _name_bytes(payload.name)
     data = payload.data
     flags = _FLAG_TEXT if payload.is_text else 0
     if compress and data:
@@ -57,8 +75,11 @@ def encode_record(payload: Payload, compress: bool = True) -> bytes:
     return bytes([FORMAT_VERSION, flags, len(name)]) + name + data
 
 
-def decode_record(record: bytes) -> Payload:
-    """Parse a record produced by :func:`encode_record`."""
+def decode_record(record: bytes, max_bytes: int | None = None) -> Payload:
+    """Parse a record produced by :func:`encode_record`; a compressed payload may inflate to
+    at most ``max_bytes`` (default :data:`MAX_INFLATED_BYTES`; :class:`InflateLimitError`
+    beyond)."""
+    limit = MAX_INFLATED_BYTES if max_bytes is None else max_bytes
     if len(record) < 3 or record[0] != FORMAT_VERSION:
         raise ContainerError("unsupported payload record version")
     flags, name_len = record[1], record[2]
@@ -69,11 +90,11 @@ def decode_record(record: bytes) -> Payload:
     if flags & _FLAG_COMPRESSED:
         inflater = zlib.decompressobj()
         try:
-            data = inflater.decompress(data, MAX_INFLATED_BYTES)
+            data = inflater.decompress(data, limit)
         except zlib.error as exc:
             raise ContainerError("corrupt compressed payload") from exc
         if inflater.unconsumed_tail:
-            raise ContainerError(f"payload inflates beyond {MAX_INFLATED_BYTES >> 20} MiB")
+            raise InflateLimitError(f"the hidden payload inflates beyond {limit:,} bytes")
     return Payload(data=data, is_text=bool(flags & _FLAG_TEXT), name=name)
 
 
@@ -110,9 +131,9 @@ def open_header(header: bytes, password: bytes, kdf: KdfParams = DEFAULT_KDF) ->
     return key, length
 
 
-def open_body(key: bytes, body: bytes) -> Payload:
+def open_body(key: bytes, body: bytes, max_bytes: int | None = None) -> Payload:
     """Decrypt and parse the body, raising :class:`AuthenticationError` if it was altered."""
-    return decode_record(open_sealed(key, counter_nonce(1), body, _AAD_BODY))
+    return decode_record(open_sealed(key, counter_nonce(1), body, _AAD_BODY), max_bytes)
 
 
 __all__ = [
@@ -120,6 +141,7 @@ __all__ = [
     "RECORD_OVERHEAD",
     "AuthenticationError",
     "ContainerError",
+    "InflateLimitError",
     "Payload",
     "Sealed",
     "decode_record",

@@ -103,7 +103,7 @@ def _after_alph_is_vp8(fp: IO[bytes], frame: bytes) -> bool:
     return fp.read(4) == b"VP8 "
 
 
-def _deep_samples(img: Image.Image) -> bool:
+def has_deep_samples(img: Image.Image) -> bool:
     """True when the file stores more than 8 bits per sample although Pillow reports an 8-bit
     mode (16-bit RGB/RGBA/LA PNG, 16-bit RGB TIFF): decoding would drop the low byte."""
     for tile in getattr(img, "tile", None) or ():
@@ -119,7 +119,7 @@ def _refusal(img: Image.Image) -> str | None:
     mode = img.mode
     if getattr(img, "n_frames", 1) > 1:
         return "animated / multi-frame images are not supported (extract one frame first)"
-    if _deep_samples(img):
+    if has_deep_samples(img):
         return ("16-bit images are not supported yet (8 bits per channel only; decoding would "
                 "drop the low byte of every sample)")
     if mode in {"P", "PA"}:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from ..imaging import DEFAULT_MAX_PIXELS, ImageError, webp_is_lossy
+from ..imaging import DEFAULT_MAX_PIXELS, ImageError, has_deep_samples, webp_is_lossy
 
 __all__ = ["IMAGE_EXTENSIONS", "ScanImage", "load_for_scan"]
 
@@ -115,6 +115,12 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
             try:
                 if frames > 1:
                     img.seek(0)
+                # 16-bit colour that Pillow decodes to 8 bits (seen in the tile list, which
+                # load() empties)
+                if img.mode in _DIRECT_MODES and has_deep_samples(img):
+                    scan.reliable = False
+                    scan.notes.append("16-bit image reduced to 8 bits (data in the low byte "
+                                      "is not seen)")
                 img.load()
                 arr = _convert(img, scan)
             except ImageError:

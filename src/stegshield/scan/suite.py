@@ -253,7 +253,9 @@ class Suite:
                 if payload is None and results[m.name][1] is not None:
                     payload = results[m.name][1]
         k = max(1, len(fprs))
-        group_scores = {g: score_of_fpr(min(1.0, k * p)) for g, p in fprs.items()}
+        # min(1.0, nan) is 1.0 in Python: a group that judged nothing keeps its nan (score 0)
+        group_scores = {g: score_of_fpr(p if math.isnan(p) else min(1.0, k * p))
+                        for g, p in fprs.items()}
         judged = [p for p in fprs.values() if not math.isnan(p)]
         fpr = min(1.0, k * min(judged)) if judged else math.nan
         heat = self._heatmap(results, scores)

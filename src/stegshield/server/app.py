@@ -180,7 +180,8 @@ def _add_cipher_routes(app: FastAPI, cfg: ServerConfig, work: Callable[..., Awai
         return bytes(png)
 
     def decrypt_bytes(data: bytes, pw: bytes) -> bytes:
-        dec = cipher.decrypt_image(data, password=pw, max_pixels=cfg.max_pixels)
+        dec = cipher.decrypt_image(data, password=pw, max_pixels=cfg.max_pixels,
+                                   max_kdf=cfg.kdf)  # never a header's (forged) cost
         return encode_image(dec.pixels, dec.mode, "PNG")
 
     def _errors(exc: Exception, name: str) -> ApiError:
@@ -482,7 +483,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         from ..stego.embed import reveal_array
 
         img = open_image(data, cfg.max_pixels)
-        return reveal_array(img.pixels, img.mode, password, kdf=cfg.kdf)
+        # a small upload must not become a response of hundreds of megabytes
+        return reveal_array(img.pixels, img.mode, password, kdf=cfg.kdf,
+                            max_bytes=cfg.max_upload_bytes)
 
     @app.post("/v1/reveal", tags=["stego"], openapi_extra=_form_schema(
         {"image": _FILE, "password": {"type": "string", "format": "password"}},
@@ -506,6 +509,9 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                                 "size": len(payload.data), "text": None, "data_base64": None}
         if payload.is_text:
             body["text"] = payload.data.decode("utf-8", errors="replace")
+            if "\ufffd" in body["text"] and body["text"].encode() != payload.data:
+                # not UTF-8 (a Latin-1 message): the exact bytes as well
+                body["data_base64"] = base64.b64encode(payload.data).decode("ascii")
         else:
             body["data_base64"] = base64.b64encode(payload.data).decode("ascii")
         return JSONResponse(body, headers={"Cache-Control": "no-store"})

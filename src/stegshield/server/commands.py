@@ -93,6 +93,9 @@ def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
     token = _read_token(token_file) if token_file else os.environ.get(TOKEN_ENV)
     if token is not None and not token:
         fail("the API token must not be empty")
+    if token is not None and not (token.isascii() and token.isprintable()):
+        # HTTP headers carry ASCII: such a token could never be sent, so nothing would work
+        fail("the API token must be printable ASCII (it travels in an HTTP header)")
     if save_uploads is not None:
         try:
             save_uploads.mkdir(parents=True, exist_ok=True)

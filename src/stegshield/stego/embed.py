@@ -21,8 +21,10 @@ import numpy as np
 from ..crypto.aead import AuthenticationError
 from ..crypto.container import (
     HEADER_BYTES,
+    MAX_INFLATED_BYTES,
     RECORD_OVERHEAD,
     ContainerError,
+    InflateLimitError,
     Payload,
     Sealed,
     open_body,
@@ -254,6 +256,9 @@ def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes,
     a salt with the same password reuses the key).
     """
     check_cover(pixels, mode, cost)
+    if len(payload.data) > MAX_INFLATED_BYTES:  # reveal would refuse to inflate it back
+        raise StegoError(f"payload too large: {len(payload.data):,} bytes; at most "
+                         f"{MAX_INFLATED_BYTES:,} can be hidden (before compression)")
     with ThreadPoolExecutor(max_workers=3) as pool:  # Argon2id overlaps the cost maps
         secrets = start_secrets(pool, pixels.shape, mode, payload, password, kdf, compress, salt)
         maps = cost_maps(pixels, mode, cost)
@@ -261,8 +266,10 @@ def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes,
 
 
 def reveal_array(pixels: np.ndarray, mode: str, password: bytes, *,
-                 kdf: KdfParams = DEFAULT_KDF) -> Payload:
-    """Recover the payload hidden by :func:`hide_array` under ``password``."""
+                 kdf: KdfParams = DEFAULT_KDF, max_bytes: int | None = None) -> Payload:
+    """Recover the payload hidden by :func:`hide_array` under ``password`` (a compressed
+    payload inflating beyond ``max_bytes``, default ``MAX_INFLATED_BYTES``, is refused with a
+    :class:`StegoError`)."""
     n = carrier_count(pixels.shape, mode)
     n_head = header_span(n)
     if n_head * 2 > n:
@@ -285,7 +292,9 @@ def reveal_array(pixels: np.ndarray, mode: str, password: bytes, *,
     body = np.packbits(stc_extract((flat[body_pos] & 1).astype(np.uint8), m_body,
                                    h=STC_HEIGHT)).tobytes()
     try:
-        return open_body(key, body)
+        return open_body(key, body, max_bytes)
+    except InflateLimitError as exc:  # authentic, just larger than the caller accepts
+        raise StegoError(str(exc)) from None
     except (AuthenticationError, ContainerError):
         raise IntegrityError("integrity failure: hidden data was found but the image was "
                              "altered after hiding (authentication failed)") from None

@@ -64,9 +64,9 @@ def evaluate(detectors: tuple[str, ...], covers_dir: Path, stego_dirs: tuple[Pat
                     _fail(f"{out_dir / f}: already exists (use --force to replace it)")
         src = covers_dir.resolve()
         for d in stego_dirs:  # a cover scored as its own stego measures nothing
-            if Path(d).resolve() == src:
-                _fail(f"--stego {d} is the covers folder: give a folder of stego images "
-                      "(stegshield dataset stego)")
+            if Path(d).resolve() == src or Path(d).resolve() in src.parents:
+                _fail(f"--stego {d} is or contains the covers folder: give a folder of stego "
+                      "images (stegshield dataset stego)")
         if out_dir is not None and any(out_dir.resolve() == Path(d).resolve() or
                                        Path(d).resolve() in out_dir.resolve().parents
                                        for d in (covers_dir, *stego_dirs)):

@@ -414,6 +414,36 @@ def fixed_pairs(tiles: TileSet, algorithms: Sequence[str], rates: Sequence[float
     return out
 
 
+def _image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header, or None when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError):
+        return None
+
+
+def _listed_stego(folder: Path) -> set[Path] | None:
+    """The unflagged stego files that the ``manifest.jsonl`` files under ``folder`` list
+    (``stegshield dataset stego`` output), or None when there is no manifest."""
+    manifests = sorted(folder.rglob("manifest.jsonl"))
+    if not manifests:
+        return None
+    listed: set[Path] = set()
+    for m in manifests:
+        with m.open() as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if row.get("path") and not row.get("flagged"):
+                    listed.add((m.parent / row["path"]).resolve())
+    return listed
+
+
 class StegoFolderDataset:
     """Pairs from precomputed stego folders (``--stego DIR...``): a stego file pairs with the
     cover of the same file name (any sub-folder).  Keys ``(epoch, index)`` as in
@@ -424,16 +454,28 @@ class StegoFolderDataset:
         root = Path(covers)
         has_manifest = (root / "manifest.jsonl").exists()
         tiles = load_tiles(root, split if has_manifest else None)
-        by_name = {Path(r["path"]).name: i for i, r in enumerate(tiles.rows)}
+        # by stem (stego sets are PNG whatever the cover's format), and a corpus has tiles
+        # of several sizes under one name: the pair is the cover of the stego file's size
+        by_stem: dict[str, list[int]] = {}
+        for i, r in enumerate(tiles.rows):
+            by_stem.setdefault(Path(r["path"]).stem, []).append(i)
         self.tiles = tiles
         self.pairs: list[tuple[int, Path, int]] = []
         exts = {".png", ".pgm", ".bmp", ".tif", ".tiff"}
         for si, d in enumerate(stego_dirs):
+            listed = _listed_stego(Path(d))
             for p in sorted(Path(d).rglob("*")):
-                if p.suffix.lower() in exts and p.name in by_name:
-                    self.pairs.append((by_name[p.name], p, si))
+                if p.suffix.lower() not in exts or p.stem not in by_stem:
+                    continue
+                if listed is not None and p.resolve() not in listed:
+                    continue  # left by an earlier run, or flagged: not in any manifest
+                size = _image_size(p)
+                for ci in by_stem[p.stem]:
+                    if size == tiles.images[ci].shape[::-1]:
+                        self.pairs.append((ci, p, si))
+                        break
         if not self.pairs:
-            raise ValueError("no stego file matches a cover file name")
+            raise ValueError("no stego file matches a cover file name and size")
         self.seed, self.crop = seed, crop
 
     def __len__(self) -> int:

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ..analysis import metrics
 from ..datasets.stego import ALGORITHMS, COVER_EXTENSIONS, read_manifest
@@ -102,6 +103,15 @@ def load_stego_set(folder: str | os.PathLike, include_flagged: bool = False) -> 
         if p.is_file() and p.suffix.lower() in COVER_EXTENSIONS:
             s.items[p.stem] = (p, None)
     return s
+
+
+def _size(path: Path) -> tuple[int, int] | None:
+    """Width and height from the image header (None when unreadable: scored as an error)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError):
+        return None
 
 
 def _set_order(s: StegoSet) -> tuple[int, float, str]:
@@ -292,16 +302,22 @@ def evaluate(detectors: Sequence[str], covers: Sequence[Path], stego_sets: Seque
     set_info: list[dict] = []
     paired: list[list[str]] = []
     for s in stego_sets:
-        names = sorted(n for n in s.items if n in by_name)
+        same_name = sorted(n for n in s.items if n in by_name)
+        # a corpus has tiles of several sizes with the same names: pair only same sizes
+        names = [n for n in same_name if _size(by_name[n]) == _size(s.items[n][0])]
         paired.append(names)
         set_info.append({"label": s.label, "algo": s.algo, "rate": s.rate, "dir": str(s.root),
                          "target_bps": s.target_bps, "pairs": len(names),
-                         "unpaired": len(s.items) - len(names), "flagged": s.flagged})
+                         "unpaired": len(s.items) - len(names), "flagged": s.flagged,
+                         "size_mismatch": len(same_name) - len(names)})
         for n in names:
             needed[by_name[n]] = None
             needed[s.items[n][0]] = None
     if not needed:
-        raise ValueError("no stego image has a cover of the same name")
+        mismatched = sum(i["size_mismatch"] for i in set_info)
+        raise ValueError("no stego image has a cover of the same name" + (
+            f" and size ({mismatched} share a name with a cover of another size: another "
+            "tile size?)" if mismatched else ""))
     scores = score_images(list(needed), detectors, jobs=jobs, progress=progress)
     results: list[dict] = []
     curves: dict[str, dict[str, tuple[list[float], list[float], float]]] = {}
@@ -376,6 +392,8 @@ def markdown_report(report: EvaluationReport, title: str = "Detector evaluation"
     if notes:
         lines += ["", "Left out: " + "; ".join(
             f"{s['label']}: {s['flagged']} flagged, {s['unpaired']} without a cover"
+            + (f" ({s['size_mismatch']} of them named like a cover of another size)"
+               if s.get("size_mismatch") else "")
             for s in notes) + "."]
     return "\n".join(lines) + "\n"
 
