@@ -30,7 +30,10 @@ MODELS=${MODELS:-fast full thorough}
 BATCH=${BATCH:-32}
 WARM=${WARM:-0}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
-PY=${PYTHON:-python3}
+if [ -n "${PYTHON:-}" ]; then PY=$PYTHON
+elif [ -x .venv/bin/python ]; then PY=.venv/bin/python  # the project's environment
+else PY=python3
+fi
 WORK=${WORK:-/tmp/stegshield-gpu}
 mkdir -p "$DEST" "$WORK"
 "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(),
@@ -78,15 +81,22 @@ collect() {
   for n in $MODELS; do echo "== $n"; tail -n 4 "$WORK/$n.log" 2>/dev/null; done >"$DEST/run.log"
 }
 
+pids=()
 for n in $MODELS; do
   config_of "$n" >/dev/null || exit 2
   train "$n" "$@" &
+  pids+=("$!")
 done
 while [ -n "$(jobs -rp)" ]; do
   sleep 15
   collect
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null
 done
-wait
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 collect
 cat "$DEST/run.log"
+if [ "$failed" -gt 0 ]; then  # a run that failed must not look like a success
+  echo "device_train.sh: $failed of the runs failed (logs in $WORK/*.log)" >&2
+  exit 1
+fi

@@ -247,6 +247,22 @@ def test_hide_names_the_metadata_it_does_not_carry(runner: CliRunner, tmp_path: 
     assert r.exit_code == 0 and "does not carry" not in r.stderr
 
 
+def test_refusals_come_before_warnings(runner: CliRunner, tmp_path: Path) -> None:
+    """Warnings about the cover ("does not carry the cover's EXIF", a high rate) were
+    printed before "already exists" or ".jpg is lossy", for an image never written."""
+    src = tmp_path / "meta.png"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(natural_like(64, 64, 3)).save(src, exif=exif)
+    (tmp_path / "taken.png").write_bytes(b"keep")
+    for out in ("taken.png", "x.jpg", "meta.png"):
+        r = runner.invoke(main, ["hide", str(src), "-o", str(tmp_path / out), "-m", "x",
+                                 "-p", PW, "--rate", "0.4"])
+        assert r.exit_code == 2, (out, r.output)
+        assert r.stderr.count("\n") == 1 and "warning" not in r.stderr, r.stderr
+    assert (tmp_path / "taken.png").read_bytes() == b"keep"
+
+
 def test_pixel_limit(runner: CliRunner, cover: Path, tmp_path: Path) -> None:
     r = runner.invoke(main, ["capacity", str(cover), "--max-pixels", "1000"])
     assert r.exit_code == 2 and "--max-pixels" in r.stderr

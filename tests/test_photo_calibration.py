@@ -213,8 +213,8 @@ def test_fit_on_your_own_photographs_and_scan_with_it(tmp_path: Path,
                                    "--format", "jsonl"])
     assert ok.exit_code in (0, 1), ok.output
     wrong = CliRunner().invoke(scan, [img, "--thorough", "--calibration", str(fit_file)])
-    assert wrong.exit_code == 2 and "--calibration cnn-fit.json: fitted on other weights" in \
-        wrong.output and "made for --detector cnn" in wrong.output
+    assert wrong.exit_code == 2 and "--calibration cnn-fit.json: a fit for --detector cnn" in \
+        wrong.output and "scan with --detector cnn" in wrong.output
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"law": "gumbel", "mu": 1.0, "beta": 1.0}))
     broken = CliRunner().invoke(scan, [img, "--detector", "cnn", "--calibration", str(bad)])

@@ -30,6 +30,7 @@ from .imaging import (
     ImageError,
     atomic_write,
     check_not_input,
+    output_format,
     probe_image,
 )
 from .stego.errors import (
@@ -78,7 +79,8 @@ def main() -> None:
               help="Content-adaptive cost function deciding where changes go.")
 @click.option("--no-compress", is_flag=True, help="Do not compress the payload before sealing.")
 @click.option("--force", is_flag=True, help="Replace OUTPUT if it exists.")
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Print nothing on success (warnings still go to stderr).")
 @max_pixels_option
 @handle_errors
 def hide(cover: Path, output: Path, payload_file: Path | None, message: str | None,
@@ -91,7 +93,9 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
     """
     if payload_file is not None and message is not None:
         fail("give either --file or --message, not both")
-    check_not_input(output, [("file to hide", payload_file)])
+    check_not_input(output, [("cover image", cover), ("file to hide", payload_file)])
+    if output.exists() and not force:  # refusals come before any warning
+        fail(f"{output}: already exists (use --force to replace it)")
     stdin_busy = False
     if payload_file is not None:
         payload = Payload(payload_file.read_bytes(), is_text=False, name=payload_file.name)
@@ -103,17 +107,18 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
             fail("nothing to hide: stdin was empty (hide an empty file with --file)")
     else:
         fail("nothing to hide: give --file, --message, or pipe data on stdin")
+    cover_info = probe_image(cover, max_pixels)
+    output_format(output, cover_info.mode)  # e.g. .jpg or a gray WebP: refused, exit 2
+    pw = get_password(password, confirm=True, stdin_busy=stdin_busy)
     if rate > DEFAULT_RATE:
         warn(f"rate {rate:g} is above the default {DEFAULT_RATE:g}: the stego image is easier "
              "to detect")
-    cover_info = probe_image(cover, max_pixels)
     if cover_info.lossy_source:
         kind = {"WEBP": "lossy WebP", "TIFF": "lossy TIFF"}.get(cover_info.format, "JPEG")
         warn(f"the cover was {kind}-compressed: decompressed {kind} pixels with ±1 changes "
              "can be detected by compatibility analysis; prefer never-compressed covers")
     if cover_info.metadata:
         warn(f"the stego image does not carry the cover's {', '.join(cover_info.metadata)}")
-    pw = get_password(password, confirm=True, stdin_busy=stdin_busy)
     from .runtime import tune_malloc
     from .stego import api
 
@@ -123,7 +128,7 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
     if not quiet:
         click.echo(
             f"hid {report.payload_bytes:,} bytes in {output} ({report.embedded_bytes:,} sealed "
-            f"bytes, rate {report.rate:.4f} bits/sample, {report.changes:,} of "
+            f"bytes, rate {report.rate:.4g} bits/sample, {report.changes:,} of "
             f"{report.carrier_samples:,} samples changed by ±1, cost {report.cost})", err=True)
 
 

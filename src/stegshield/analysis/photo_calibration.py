@@ -198,9 +198,12 @@ def load_photo_calibration(model_path: str | Path, path: str | Path | bool | Non
         fix = ("refit it with python -m stegshield.scan.calibrate DIR --detector NAME --fit "
                f"{side.name}" if path is not None else
                "refit it (scripts/calibrate_photos.py --write) or delete it")
+        if made_for and path is not None:  # most often: the fit of another detector
+            raise PhotoCalibrationError(
+                f"{side.name}: a fit for --detector {made_for}, on other weights than "
+                f"{Path(model_path).name}; scan with --detector {made_for}, or {fix}")
         raise PhotoCalibrationError(
-            f"{side.name}: fitted on other weights than {Path(model_path).name}"
-            + (f" (made for --detector {made_for})" if made_for else "") + f"; {fix}")
+            f"{side.name}: fitted on other weights than {Path(model_path).name}; {fix}")
     return cal
 
 

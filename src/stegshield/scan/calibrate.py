@@ -175,7 +175,8 @@ def quantile_table(scores: Sequence[float], fprs: Sequence[float] = DEFAULT_FPRS
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command-line entry point (prints JSON)."""
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m stegshield.scan.calibrate",
+                                 description=__doc__.split("\n\n")[0])
     ap.add_argument("dirs", nargs="*", help="folders (or files) of clean images")
     ap.add_argument("--corpus", action="append", default=[], help="cover corpus folder")
     ap.add_argument("--splits", default="train,val", help="corpus splits (comma-separated)")
@@ -183,7 +184,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--photos", action="store_true", help="corpus source photos, not tiles")
     ap.add_argument("--evaluate", action="store_true",
                     help="also the share of images at or above the shipped thresholds")
-    ap.add_argument("--detector", default="classical")
+    ap.add_argument("--detector", default="classical", metavar="NAME",
+                    help="the scan detector to measure (default: classical; any scan "
+                         "--detector); --fit takes one of " + ", ".join(CALIBRATABLE)
+                         + " and at least 10 clean photographs")
     ap.add_argument("--limit", type=int, default=0, help="random sample of this many files")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fit", metavar="FILE",

@@ -1,6 +1,7 @@
 """Click commands ``scan``, ``watch`` and ``serve`` (registered by ``stegshield.cli``).
 
-Exit codes of ``scan``: 0 nothing found, 1 at least one alert, 2 errors only (or bad usage).
+Exit codes of ``scan``: 0 nothing found, 1 at least one alert, 2 an error and no alert (or bad
+usage).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _detector = click.option(
     help="auto = the fast default (today the classical WS/SPA group; a learned detector joins "
     "once it earns its place, see docs/SCAN.md); cnn = purpose-built CNN; cnn-thorough = its "
     "slower, more accurate full-resolution sibling; fused = cnn and srm-lsbm summed tile by "
-    "tile (LSB matching; about 2.5x the time of cnn), fused-thorough = cnn-thorough and rich "
+    "tile (LSB matching; about 1.4x the time of cnn), fused-thorough = cnn-thorough and rich "
     "models likewise; "
     "pretrained = ImageNet EfficientNet-Lite0; "
     "classical; structural = learned combination of structural features (LSB replacement "
@@ -151,7 +152,7 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
          threshold: float | None, calibration: Path | None, fmt: str, report: Path | None,
          jobs: int, scheduler: str | None, cluster: str | None, only_flagged: bool, heatmaps: bool,
          progress: bool | None, max_pixels: int) -> None:
-    """Scan images for hidden data (exit 0 clean, 1 alert, 2 errors only).
+    """Scan images for hidden data (exit 0 clean, 1 alert, 2 an error and no alert).
 
     \b
     PATHS are image files or directories (their image files; all levels with -r).

@@ -72,7 +72,8 @@ def _convert(img: Image.Image, scan: ScanImage) -> np.ndarray:
     if mode in {"P", "PA"}:
         has_alpha = mode == "PA" or "transparency" in img.info
         scan.reliable = False
-        scan.notes.append("palette image expanded to RGB (palette-index hiding is not analysed)")
+        scan.notes.append("palette image expanded to RGB, less reliable (a dithered palette "
+                          "looks like LSB embedding; palette-index hiding is not analysed)")
         return np.asarray(img.convert("RGBA" if has_alpha else "RGB"))
     if mode in _WIDE_MODES:
         scan.reliable = False

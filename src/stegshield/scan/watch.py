@@ -305,7 +305,8 @@ def _print_result(r: ScanResult) -> None:
 @click.option("--webhook", metavar="URL", help="POST each alert (JSON) to this URL.")
 @click.option("--exec", "command", metavar="CMD",
               help="Run CMD for each alert (no shell; {} is replaced by the image path; the "
-              "alert JSON is on stdin and in $STEGSHIELD_PATH/_VERDICT/_SCORE).")
+              "alert JSON is on stdin; $STEGSHIELD_PATH, $STEGSHIELD_VERDICT and $STEGSHIELD_SCORE "
+              "are set).")
 @click.option("--log", "log", type=click.Path(dir_okay=False, path_type=Path),
               help="Append each alert as a JSON line to this file.")
 @click.option("--debounce", type=click.FloatRange(min=0), default=1.0, show_default=True,
