@@ -190,6 +190,58 @@ def test_unwritable_output_folder_names_the_output(tmp_path: Path,
         atomic_write(tmp_path / "out.png", b"x")
 
 
+def test_hostile_files_are_refused_before_decoding(tmp_path: Path) -> None:
+    """From a fuzzing session: an ICO decodes its embedded PNG (of any size) inside
+    Image.open, before the pixel limit; a JPEG repeating a scan thousands of times costs
+    minutes; a 16-bit PPM was cut to 8 bits; a TIFF with a broken page pointer and a PNG
+    whose text chunk inflates too far after the pixels crashed with tracebacks."""
+    import struct
+    import zlib
+
+    ico = tmp_path / "x.ico"
+    Image.fromarray(natural_like(16, 16, 3)).save(ico)
+    with pytest.raises(ImageError, match="not a recognised image"):
+        open_image(ico)
+    jpg = io.BytesIO()
+    Image.fromarray(natural_like(32, 32)).save(jpg, "JPEG", progressive=True)
+    data = jpg.getvalue()
+    com = b"\xff\xda" * 300
+    bomb = tmp_path / "bomb.jpg"
+    bomb.write_bytes(data[:2] + b"\xff\xfe" + struct.pack(">H", len(com) + 2) + com + data[2:])
+    (tmp_path / "ok.jpg").write_bytes(data)
+    assert open_image(tmp_path / "ok.jpg").mode == "L"
+    with pytest.raises(ImageError, match="scans"):
+        open_image(bomb)
+    ppm = tmp_path / "deep.ppm"
+    ppm.write_bytes(b"P6\n8 8\n65535\n" + (np.arange(192) * 300).astype(">u2").tobytes())
+    with pytest.raises(ImageError, match="16-bit"):
+        probe_image(ppm)
+    tif = tmp_path / "pages.tif"
+    frames = [Image.fromarray(natural_like(16, 16, seed=i)) for i in range(2)]
+    frames[0].save(tif, save_all=True, append_images=frames[1:])
+    raw = bytearray(tif.read_bytes())
+    first_ifd = struct.unpack("<I", raw[4:8])[0]
+    n = struct.unpack("<H", raw[first_ifd:first_ifd + 2])[0]
+    raw[first_ifd + 2 + 12 * n:first_ifd + 6 + 12 * n] = struct.pack("<I", 0x7FFFFFFF)
+    tif.write_bytes(bytes(raw))
+    with pytest.raises(ImageError):
+        open_image(tif)
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + tag + body
+                + struct.pack(">I", zlib.crc32(tag + body)))
+
+    png = io.BytesIO()
+    Image.fromarray(natural_like(16, 16)).save(png, "PNG")
+    good = png.getvalue()
+    ztxt = chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(bytes(2 << 20)))
+    late = tmp_path / "late.png"
+    late.write_bytes(good[:-12] + ztxt + good[-12:])  # after IDAT, before IEND
+    assert probe_image(late).mode == "L"  # the header is fine: no decode to name metadata
+    with pytest.raises(ImageError):
+        open_image(late)
+
+
 def test_jpeg_cover_decodes_and_is_marked_lossy(tmp_path: Path) -> None:
     path = tmp_path / "c.jpg"
     Image.fromarray(natural_like(32, 32, 3)).save(path, quality=90)

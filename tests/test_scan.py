@@ -617,3 +617,15 @@ def test_16_bit_colour_is_marked_unreliable(scanner: Scanner, tmp_path: Path) ->
            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
     r = scanner.scan_bytes(png, "deep.png")
     assert r.reliable is False and any("16-bit" in n for n in r.notes), (r.verdict, r.notes)
+
+
+def test_other_frames_make_a_verdict_unreliable(scanner: Scanner, tmp_path: Path) -> None:
+    """Stego in the second frame or page was missed with ``reliable: true``; TIFF pages are
+    not counted (Pillow walks them all: 50,000 tiny pages took 17 s)."""
+    cover = Image.fromarray(_cover(1))
+    for name, kw in (("a.png", {}), ("p.tif", {}), ("w.webp", {"lossless": True})):
+        cover.save(tmp_path / name, save_all=True, append_images=[Image.fromarray(_stego(2))],
+                   **kw)
+        r = scanner.scan_path(tmp_path / name)
+        assert r.reliable is False and any("first of" in n for n in r.notes), (name, r.notes)
+    assert "several" in " ".join(scanner.scan_path(tmp_path / "p.tif").notes)

@@ -111,13 +111,36 @@ def has_deep_samples(img: Image.Image) -> bool:
         raw = args[0] if isinstance(args, tuple) and args else args
         if isinstance(raw, str) and (";16" in raw or ";32" in raw):
             return True
+        if (img.format == "PPM" and isinstance(args, tuple) and len(args) > 1
+                and isinstance(args[1], int) and args[1] > 255):  # ('RGB', maxval 65535)
+            return True
     bits = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
     return bits is not None and max(bits if isinstance(bits, tuple) else (bits,)) > 8
 
 
+#: The formats we decode (Pillow would also open ICO/ICNS, which decode an embedded PNG of
+#: any size inside ``Image.open``, before any pixel limit can be checked).
+OPEN_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "PPM", "WEBP", "GIF")  # JPEG opens MPO too
+#: Scans in a JPEG beyond which decoding is refused: a progressive JPEG has about ten, and a
+#: small file repeating a scan thousands of times costs minutes of CPU to decode.
+MAX_JPEG_SCANS = 256
+
+
+def jpeg_scans(data: bytes) -> int:
+    """Start-of-scan markers in a JPEG file (0xFFDA never occurs in entropy-coded data, where
+    a 0xFF byte is always followed by 0x00; embedded thumbnails add a few)."""
+    return data.count(b"\xff\xda")
+
+
+def is_multi_frame(img: Image.Image) -> bool:
+    """Whether ``img`` has more than one frame or page, without counting them (Pillow counts
+    TIFF pages by walking every one: quadratic in a file of many tiny pages)."""
+    return bool(getattr(img, "is_animated", False))
+
+
 def _refusal(img: Image.Image) -> str | None:
     mode = img.mode
-    if getattr(img, "n_frames", 1) > 1:
+    if is_multi_frame(img):
         return "animated / multi-frame images are not supported (extract one frame first)"
     if has_deep_samples(img):
         return ("16-bit images are not supported yet (8 bits per channel only; decoding would "
@@ -145,7 +168,7 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
     with fp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            img = Image.open(fp)
+            img = Image.open(fp, formats=OPEN_FORMATS)
         except Exception as exc:
             raise ImageError(f"{label}: not a recognised image file") from exc
         with img:
@@ -153,7 +176,18 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
             if w * h > max_pixels:
                 raise ImageError(f"{label}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
                                  f"{max_pixels:,} (raise it with --max-pixels)")
-            reason = _refusal(img)
+            try:
+                reason = _refusal(img)
+                if reason is None and img.format in ("JPEG", "MPO"):
+                    pos = fp.tell()
+                    fp.seek(0)
+                    n = jpeg_scans(fp.read())
+                    fp.seek(pos)
+                    if n > MAX_JPEG_SCANS:
+                        reason = (f"a JPEG with {n:,} scans (a normal one has a few dozen at "
+                                  "most): refused, decoding it would take minutes")
+            except Exception as exc:  # a damaged page list, a broken header field
+                raise ImageError(f"{label}: corrupt image ({exc})") from exc
             if reason:
                 raise ImageError(f"{label}: {reason}")
             if img.format == "WEBP":
@@ -177,12 +211,23 @@ def _mode(img: Image.Image) -> str:
 
 def _metadata(img: Image.Image) -> tuple[str, ...]:
     """The metadata of ``img`` that decoding to pixels leaves behind (outputs never carry
-    it): named for the user's warning."""
+    it): named for the user's warning.  Reads only what the header gave (``getexif`` would
+    decode a whole PNG to look past its pixels); never raises."""
+    try:
+        return _metadata_names(img)
+    except Exception:  # a damaged metadata block must not stop a hide: just not named
+        return ()
+
+
+def _metadata_names(img: Image.Image) -> tuple[str, ...]:
     found = []
-    exif = img.getexif() if hasattr(img, "getexif") else {}
-    if exif:
-        found.append("EXIF" + (f" (orientation {exif[0x0112]}: the output displays "
-                               "unrotated)" if exif.get(0x0112, 1) not in (1, None) else ""))
+    raw = img.info.get("exif")
+    if raw:
+        exif = Image.Exif()
+        exif.load(raw)
+        turn = exif.get(0x0112, 1)
+        found.append("EXIF" + (f" (orientation {turn}: the output displays unrotated)"
+                               if turn not in (1, None) else ""))
     if img.info.get("icc_profile"):
         found.append("ICC colour profile")
     if getattr(img, "text", None):

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, has_deep_samples, webp_is_lossy
+from ..imaging.io import MAX_JPEG_SCANS, OPEN_FORMATS, is_multi_frame, jpeg_scans
 
 __all__ = ["IMAGE_EXTENSIONS", "ScanImage", "load_for_scan"]
 
@@ -101,7 +102,7 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            img = Image.open(io.BytesIO(data))
+            img = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
         except Exception as exc:
             raise ImageError("not a recognised image file") from exc
         with img:
@@ -110,11 +111,19 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
                 raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of "
                                  f"{max_pixels:,} (raise it with --max-pixels)")
             fmt = img.format or "?"
-            frames = int(getattr(img, "n_frames", 1) or 1)
+            if fmt in ("JPEG", "MPO") and jpeg_scans(data) > MAX_JPEG_SCANS:
+                raise ImageError(f"a JPEG with {jpeg_scans(data):,} scans (a normal one has a "
+                                 "few dozen at most): not decoded, it would take minutes")
+            try:
+                # TIFF pages are not counted (Pillow walks them all: quadratic); 0 = several
+                frames = (1 if not is_multi_frame(img) else 0 if fmt == "TIFF"
+                          else int(getattr(img, "n_frames", 1) or 1))
+            except Exception as exc:  # a damaged page list
+                raise ImageError(f"corrupt image ({exc})") from exc
             scan = ScanImage(pixels=np.zeros((0, 0), np.uint8), format=fmt, mode=img.mode,
                              frames=frames)
             try:
-                if frames > 1:
+                if frames != 1:
                     img.seek(0)
                 # 16-bit colour that Pillow decodes to 8 bits (seen in the tile list, which
                 # load() empties)
@@ -130,8 +139,9 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
                 raise
             except Exception as exc:
                 raise ImageError(f"corrupt or truncated image ({exc})") from exc
-    if frames > 1:
-        scan.notes.append(f"first of {frames} frames scanned")
+    if frames != 1:  # what the other frames hide is not seen
+        scan.reliable = False
+        scan.notes.append(f"first of {frames or 'several'} frames scanned, less reliable")
     if fmt in _LOSSY_FORMATS:
         scan.reliable = False
         scan.notes.append("JPEG: scanned in pixels, less reliable (no DCT-domain analysis)")
