@@ -294,3 +294,18 @@ def test_cli_covers_that_yield_no_tile_fail(tmp_path: Path) -> None:
     r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src)])
     assert r.exit_code == 2 and "no tiles: none of the 3 candidate images" in r.output, r.output
     assert "too_small 3" in r.output and "Traceback" not in r.output
+
+
+def test_cli_covers_reports_fetch_failures_without_verbose(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, `dataset covers --debian` printed nothing for minutes (failures showed only
+    with -v)."""
+    from stegshield.datasets import covers as covers_mod
+
+    def offline(spec, cache):  # type: ignore[no-untyped-def]
+        raise OSError("Temporary failure resolving 'deb.debian.org'")
+
+    monkeypatch.setattr(covers_mod, "fetch_source", offline)
+    r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--debian"])
+    assert r.exit_code == 2
+    assert "warning: fetch failed" in r.output and "deb.debian.org" in r.output

@@ -181,7 +181,12 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
     except ValueError:
         raise click.BadParameter(f"expected three numbers, got {fractions!r}",
                                  param_hint="--fractions") from None
-    say = (lambda m: click.echo(m, err=True)) if verbose and not quiet else None
+    def say(message: str) -> None:  # -v: every line; otherwise failures as they happen
+        if verbose and not quiet:
+            click.echo(message, err=True)
+        elif not quiet and message.startswith("fetch failed"):
+            _warn(message)  # a silent minute per unreachable package looked like a hang
+
     manifest = covers_mod.build_covers(
         out_dir, from_dirs=from_dirs, debian=debian, tile=_int_list(tiles, "tile size"),
         mode=mode, cache_dir=cache_dir, scales=_int_list(scales, "scale"), fractions=fr,
