@@ -173,7 +173,7 @@ def test_file_api_never_overwrites(tmp_path: Path, sample_paths: list[Path]) -> 
 
 
 def test_payload_that_reveal_could_not_inflate_is_refused(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A highly compressible payload above the inflate limit was hidden, then revealed as
     "altered after hiding": never recoverable.  hide refuses it; reveal with a lower limit
     (the server's) says what happened instead of crying tampering."""
@@ -184,6 +184,13 @@ def test_payload_that_reveal_could_not_inflate_is_refused(
     cover = make("L", 96, 96)
     with pytest.raises(StegoError, match="at most 4,096 can be hidden"):
         hide_array(cover, "L", Payload(bytes(5000)), PW, kdf=TEST_KDF)
+    from stegshield.imaging import save_image
+
+    save_image(tmp_path / "c.png", cover, "L")
+    with pytest.raises(StegoError, match="at most 4,096 can be hidden"):  # the CLI's path
+        api.hide(tmp_path / "c.png", tmp_path / "s.png", Payload(bytes(5000)), PW,
+                 kdf=TEST_KDF)
+    assert not (tmp_path / "s.png").exists()
     stego, _ = hide_array(cover, "L", Payload(bytes(4000)), PW, kdf=TEST_KDF)
     assert reveal_array(stego, "L", PW, kdf=TEST_KDF).data == bytes(4000)
     with pytest.raises(StegoError, match="inflates beyond 1,000 bytes") as err:

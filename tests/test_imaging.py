@@ -205,13 +205,18 @@ def test_hostile_files_are_refused_before_decoding(tmp_path: Path) -> None:
     jpg = io.BytesIO()
     Image.fromarray(natural_like(32, 32)).save(jpg, "JPEG", progressive=True)
     data = jpg.getvalue()
-    com = b"\xff\xda" * 300
-    bomb = tmp_path / "bomb.jpg"
-    bomb.write_bytes(data[:2] + b"\xff\xfe" + struct.pack(">H", len(com) + 2) + com + data[2:])
-    (tmp_path / "ok.jpg").write_bytes(data)
-    assert open_image(tmp_path / "ok.jpg").mode == "L"
+    last = data.rfind(b"\xff\xda")
+    bomb = tmp_path / "bomb.jpg"  # the last scan repeated: decodes, ever more slowly
+    bomb.write_bytes(data[:last] + data[last:-2] * 300 + b"\xff\xd9")
     with pytest.raises(ImageError, match="scans"):
         open_image(bomb)
+    # FF DA bytes in metadata or after the image are not scans (review: a 20 MB trailer
+    # of random bytes, as in a motion photo, was refused)
+    com = b"\xff\xda" * 300
+    noisy = tmp_path / "noisy.jpg"
+    noisy.write_bytes(data[:2] + b"\xff\xfe" + struct.pack(">H", len(com) + 2) + com
+                      + data[2:] + com)
+    assert open_image(noisy).mode == "L"
     ppm = tmp_path / "deep.ppm"
     ppm.write_bytes(b"P6\n8 8\n65535\n" + (np.arange(192) * 300).astype(">u2").tobytes())
     with pytest.raises(ImageError, match="16-bit"):
@@ -240,6 +245,48 @@ def test_hostile_files_are_refused_before_decoding(tmp_path: Path) -> None:
     assert probe_image(late).mode == "L"  # the header is fine: no decode to name metadata
     with pytest.raises(ImageError):
         open_image(late)
+
+
+def test_review_regressions_of_the_new_checks(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A 5-6-5 BMP (Pillow's raw mode BGR;16) was taken for 16-bit samples; a 2-bit grey
+    PNG's tRNS key was compared unscaled (nothing became transparent); probing a PNG decoded
+    it whole to look for text chunks."""
+    import struct
+    import zlib
+
+    from PIL import ImageFile
+
+    bmp = tmp_path / "565.bmp"
+    w = h = 4
+    header = struct.pack("<2sIHHI", b"BM", 14 + 40 + 12 + w * h * 2, 0, 0, 14 + 40 + 12)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 3, w * h * 2, 0, 0, 0, 0)
+    masks = struct.pack("<III", 0xF800, 0x07E0, 0x001F)
+    bmp.write_bytes(header + info + masks + bytes(range(32)))
+    assert open_image(bmp).mode == "RGB"
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return (struct.pack(">I", len(body)) + tag + body
+                + struct.pack(">I", zlib.crc32(tag + body)))
+
+    png2 = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 4, 1, 2, 0, 0, 0, 0))
+            + chunk(b"tRNS", struct.pack(">H", 1)) + chunk(b"IDAT", zlib.compress(b"\x00\x1b"))
+            + chunk(b"IEND", b""))
+    img = open_image(png2)
+    assert img.mode == "LA" and img.pixels.tolist() == [[[0, 255], [85, 0], [170, 255],
+                                                         [255, 255]]]
+    big = tmp_path / "big.png"
+    Image.fromarray(natural_like(64, 64)).save(big)
+    loads: list[int] = []
+    real = ImageFile.ImageFile.load
+
+    def counting(self):  # type: ignore[no-untyped-def]
+        loads.append(1)
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counting)
+    probe_image(big)
+    assert not loads
 
 
 def test_jpeg_cover_decodes_and_is_marked_lossy(tmp_path: Path) -> None:

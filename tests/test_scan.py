@@ -437,6 +437,10 @@ def test_report_replaces_only_an_earlier_report(folder: Path, tmp_path: Path) ->
                         str(folder / "clean.png"))
     assert code == 2 and "is not a stegshield report" in err
     assert other.read_text() == "my notes"
+    old = tmp_path / "old.html"  # written by a version before the generator tag
+    old.write_text("<!DOCTYPE html>\n<html><head><title>stegshield scan report</title>")
+    code, _, _ = _run("--detector", "classical", "--report", str(old), str(folder / "clean.png"))
+    assert code == 0 and "generator" in old.read_text()
     report = tmp_path / "r.html"
     for _ in range(2):  # a rerun replaces its own report
         code, _, err = _run("--detector", "classical", "--report", str(report),

@@ -82,9 +82,9 @@ def test_workers_get_absolute_paths_and_results_keep_the_given_ones(
     monkeypatch.setattr(distributed, "scan_batch", checking)
     monkeypatch.chdir(folder)
     with Client(cluster) as client:
-        got = list(scan_distributed(["img0.png", "img1.png"], ScanOptions(detector="classical"),
-                                    client=client))
-    assert sorted(r.path for r in got) == ["img0.png", "img1.png"]
+        got = list(scan_distributed(["img0.png", "img1.png", "./img0.png"],
+                                    ScanOptions(detector="classical"), client=client))
+    assert sorted(r.path for r in got) == ["./img0.png", "img0.png", "img1.png"]
     assert all(r.verdict != "error" for r in got), [r.error for r in got]
 
 

@@ -109,7 +109,9 @@ def has_deep_samples(img: Image.Image) -> bool:
     for tile in getattr(img, "tile", None) or ():
         args = tile[3] if len(tile) > 3 else None
         raw = args[0] if isinstance(args, tuple) and args else args
-        if isinstance(raw, str) and (";16" in raw or ";32" in raw):
+        # PNG/TIFF raw modes such as RGB;16B (BMP's BGR;16 is 5-6-5 bits per pixel: lossless)
+        if (img.format in ("PNG", "TIFF") and isinstance(raw, str)
+                and (";16" in raw or ";32" in raw)):
             return True
         if (img.format == "PPM" and isinstance(args, tuple) and len(args) > 1
                 and isinstance(args[1], int) and args[1] > 255):  # ('RGB', maxval 65535)
@@ -126,10 +128,47 @@ OPEN_FORMATS = ("PNG", "JPEG", "BMP", "DIB", "TIFF", "PPM", "WEBP", "GIF")  # JP
 MAX_JPEG_SCANS = 256
 
 
-def jpeg_scans(data: bytes) -> int:
-    """Start-of-scan markers in a JPEG file (0xFFDA never occurs in entropy-coded data, where
-    a 0xFF byte is always followed by 0x00; embedded thumbnails add a few)."""
-    return data.count(b"\xff\xda")
+def jpeg_scans(data: bytes, limit: int = MAX_JPEG_SCANS) -> int:
+    """Start-of-scan markers of the first image in a JPEG file, found by walking its segments
+    (metadata segments and anything after the end-of-image marker are skipped, so a large
+    EXIF block or an appended video cannot count); stops counting past ``limit``."""
+    size = len(data)
+    if data[:2] != b"\xff\xd8":
+        return 0
+    n, i = 0, 2
+    while i + 1 < size:
+        if data[i] != 0xFF:  # not at a marker: resynchronise
+            i = data.find(b"\xff", i)
+            if i < 0:
+                break
+            continue
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:  # end of image
+            break
+        if marker in (0x00, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            i += 2
+            continue
+        if i + 4 > size:
+            break
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker != 0xDA:
+            continue
+        n += 1
+        if n > limit:
+            break
+        while True:  # entropy-coded data: up to a marker that is not a stuffed 0xFF or RST
+            j = data.find(b"\xff", i)
+            if j < 0 or j + 1 >= size:
+                return n
+            if data[j + 1] == 0x00 or 0xD0 <= data[j + 1] <= 0xD7:
+                i = j + 2
+                continue
+            i = j
+            break
+    return n
 
 
 def is_multi_frame(img: Image.Image) -> bool:
@@ -201,6 +240,16 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
 _LOSSY_TIFF = frozenset({"jpeg", "tiff_jpeg", "webp"})
 
 
+def _gray_bits(img: Image.Image) -> int:
+    """Bits per sample of a grey PNG (1, 2, 4 decode scaled to 0..255), else 8."""
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        raw = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(raw, str) and raw in ("1", "L;2", "L;4"):
+            return {"1": 1, "L;2": 2, "L;4": 4}[raw]
+    return 8
+
+
 def _mode(img: Image.Image) -> str:
     """The mode we decode to: an L or RGB image with a tRNS transparent colour becomes LA or
     RGBA, so that its transparency survives as an alpha channel (which is never modified)."""
@@ -230,8 +279,9 @@ def _metadata_names(img: Image.Image) -> tuple[str, ...]:
                                if turn not in (1, None) else ""))
     if img.info.get("icc_profile"):
         found.append("ICC colour profile")
-    if getattr(img, "text", None):
-        found.append("text chunks")
+    if img.format == "PNG" and any(isinstance(v, str) for k, v in img.info.items()
+                                   if k != "XML:com.adobe.xmp"):
+        found.append("text chunks")  # those before the pixels (img.text would decode them)
     if img.info.get("xmp") or img.info.get("XML:com.adobe.xmp"):
         found.append("XMP")
     return tuple(found)
@@ -243,10 +293,16 @@ def open_image(source: str | os.PathLike[str] | bytes,
     label = "<bytes>" if isinstance(source, bytes) else str(source)
     with _checked(source, max_pixels) as img:
         try:
+            bits = _gray_bits(img)  # from the tile list, which load() empties
+            metadata = _metadata(img)
             img.load()
             fmt, mode = img.format or "?", _mode(img)
-            metadata = _metadata(img)
-            arr = np.asarray(img if mode == img.mode else img.convert(mode))
+            if mode == "LA" and img.mode == "L":  # tRNS grey key: as scaled by the decoder
+                key = int(img.info["transparency"]) * 255 // (2**bits - 1)
+                gray = np.asarray(img)
+                arr = np.stack([gray, np.where(gray == key, 0, 255).astype(np.uint8)], -1)
+            else:
+                arr = np.asarray(img if mode == img.mode else img.convert(mode))
         except Exception as exc:
             raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
         lossy = bool(img.info.get("stegshield.lossy", False))

@@ -223,7 +223,8 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
     except ClusterError as exc:  # the Dask cluster could not be reached or went away
         if bar is not None:
             bar.close()
-        fail(f"{exc}; {summary.line()}")
+        fail(f"{exc}; {summary.line()}", EXIT_FOUND if summary.exit_code == EXIT_FOUND
+             else EXIT_ERROR)  # an alert already found still wins
     finally:
         if bar is not None:
             bar.close()
@@ -237,8 +238,9 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
         try:
             write_report(report, kept, summary, detector=scanner.suite.mode,
                          thresholds=scanner.thresholds.describe())
-        except (ImageError, OSError) as exc:
-            fail(f"report not written: {exc}")
+        except (ImageError, OSError) as exc:  # an alert already found still wins
+            fail(f"report not written: {exc}", EXIT_FOUND if summary.exit_code == EXIT_FOUND
+                 else EXIT_ERROR)
         click.echo(f"report written to {report}", err=True)
     sys.exit(summary.exit_code)
 

@@ -60,9 +60,9 @@ def scan_batch(paths: Sequence[str], options: ScanOptions) -> list[ScanResult]:
 
 
 def _batches(paths: Iterable[str | Path], size: int) -> Iterator[list[str]]:
-    """Absolute paths (workers may run in another folder), ``size`` at a time."""
+    """The paths as given, ``size`` at a time."""
     it = iter(paths)
-    while chunk := [os.path.abspath(p) for p in islice(it, size)]:
+    while chunk := [str(p) for p in islice(it, size)]:
         yield chunk
 
 
@@ -81,13 +81,6 @@ def scan_distributed(paths: Iterable[str | Path], options: ScanOptions, *,
         raise RuntimeError("Dask is not installed: pip install 'dask[distributed]'") from exc
     from .scanner import ScanResult
 
-    given = iter(paths)
-    shown: dict[str, str] = {}  # absolute path -> the path as the user gave it
-
-    def remember(p: str | Path) -> str | Path:
-        shown[os.path.abspath(p)] = str(p)
-        return p
-
     with ExitStack() as stack:
         if client is None:
             if scheduler:
@@ -104,13 +97,14 @@ def scan_distributed(paths: Iterable[str | Path], options: ScanOptions, *,
                 client = stack.enter_context(Client(cluster))
         threads = sum(client.nthreads().values()) or 1
         window = max(2, 3 * threads)
-        chunks = _batches(map(remember, given), batch)
+        chunks = _batches(paths, batch)
         pending: dict[Any, list[str]] = {}
 
         def submit() -> None:
             chunk = next(chunks, None)
-            if chunk is not None:
-                pending[client.submit(scan_batch, chunk, options, pure=False)] = chunk
+            if chunk is not None:  # absolute paths: workers may run in another folder
+                absolute = [os.path.abspath(p) for p in chunk]
+                pending[client.submit(scan_batch, absolute, options, pure=False)] = chunk
 
         for _ in range(window):
             submit()
@@ -132,6 +126,6 @@ def scan_distributed(paths: Iterable[str | Path], options: ScanOptions, *,
                     results = [ScanResult(path=p, verdict="error", error=msg) for p in chunk]
                 fut.release()
                 submit()
-                for r in results:
-                    r.path = shown.pop(r.path, r.path)
+                for r, given in zip(results, chunk, strict=True):
+                    r.path = given  # shown as the user gave it
                     yield r

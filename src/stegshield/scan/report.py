@@ -160,7 +160,9 @@ def check_report_path(path: str | Path) -> None:
     if target.exists():
         try:
             with open(target, "rb") as f:
-                ours = GENERATOR.encode() in f.read(4096)
+                head = f.read(4096)
+            # ours, or one from before the generator tag (its default title)
+            ours = GENERATOR.encode() in head or b"<title>stegshield scan report</title>" in head
         except OSError:
             ours = False
         if not ours:

@@ -250,8 +250,9 @@ class Scanner:
             with open(fd, "rb") as f:
                 st = os.fstat(f.fileno())
                 if not stat.S_ISREG(st.st_mode):
-                    return ScanResult(path=str(path), verdict="error",
-                                      error="not a regular file (a FIFO, device or socket)",
+                    what = ("cannot read: Is a directory" if stat.S_ISDIR(st.st_mode)
+                            else "not a regular file (a FIFO, device or socket)")
+                    return ScanResult(path=str(path), verdict="error", error=what,
                                       seconds=time.perf_counter() - t0)
                 size = st.st_size
                 data = f.read(limit + 1) if size <= limit else b""

@@ -195,7 +195,13 @@ def _all_positions(sealed: Future[Sealed], key: Future[bytes], n: int) -> np.nda
 def start_secrets(pool: ThreadPoolExecutor, shape: tuple[int, ...], mode: str,
                   payload: Payload, password: bytes, kdf: KdfParams = DEFAULT_KDF,
                   compress: bool = True, salt: bytes | None = None) -> SecretJobs:
-    """Seal the payload and derive the position key on ``pool`` (argon2-cffi drops the GIL)."""
+    """Seal the payload and derive the position key on ``pool`` (argon2-cffi drops the GIL).
+
+    Every path that hides comes here, so the payload limit is checked here: reveal refuses
+    to inflate more than ``MAX_INFLATED_BYTES``, so hiding more would lose the payload."""
+    if len(payload.data) > MAX_INFLATED_BYTES:
+        raise StegoError(f"payload too large: {len(payload.data):,} bytes; at most "
+                         f"{MAX_INFLATED_BYTES:,} can be hidden (before compression)")
     sealed = pool.submit(seal_payload, payload, password, kdf, compress, salt)
     key = pool.submit(_position_key, password, shape, mode, kdf)
     positions = pool.submit(_all_positions, sealed, key, carrier_count(shape, mode))
@@ -256,9 +262,6 @@ def hide_array(pixels: np.ndarray, mode: str, payload: Payload, password: bytes,
     a salt with the same password reuses the key).
     """
     check_cover(pixels, mode, cost)
-    if len(payload.data) > MAX_INFLATED_BYTES:  # reveal would refuse to inflate it back
-        raise StegoError(f"payload too large: {len(payload.data):,} bytes; at most "
-                         f"{MAX_INFLATED_BYTES:,} can be hidden (before compression)")
     with ThreadPoolExecutor(max_workers=3) as pool:  # Argon2id overlaps the cost maps
         secrets = start_secrets(pool, pixels.shape, mode, payload, password, kdf, compress, salt)
         maps = cost_maps(pixels, mode, cost)
