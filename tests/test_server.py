@@ -455,3 +455,35 @@ def test_reveal_returns_at_most_an_upload_worth_and_non_utf8_text_exactly() -> N
         r = c.post("/v1/reveal", files={"image": ("s.png", _png(latin))},
                    data={"password": "pw"}).json()
     assert r["text"] == "caf\ufffd" and base64.b64decode(r["data_base64"]) == b"caf\xe9"
+
+
+def test_cross_site_requests_rebinding_and_bad_multipart_are_refused(tmp_path: Path) -> None:
+    """From a web-security review: a page of another origin could drive every /v1 route of
+    a server without a token (and fill --save-uploads with its own .html files); any Host
+    was accepted (DNS rebinding); a boundary over 256 characters gave a 500; a body without
+    its closing boundary silently lost its last part."""
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    cfg = _config(save_uploads=saved, allowed_hosts=("testserver", "127.0.0.1"))
+    with TestClient(create_app(cfg)) as c:
+        files = {"files": ("a.png", CLEAN)}
+        r = c.post("/v1/scan", files=files, headers={"Origin": "http://127.0.0.1:9999"})
+        assert r.status_code == 403 and "cross-origin" in r.json()["detail"]
+        r = c.post("/v1/scan", files=files, headers={"Sec-Fetch-Site": "cross-site"})
+        assert r.status_code == 403
+        assert c.post("/v1/scan", files=files, headers={"Origin": "http://testserver"}
+                      ).status_code == 200  # the page itself
+        assert c.post("/v1/scan", files={"files": ("x.html", b"<script>hi</script>")}
+                      ).status_code == 200
+        assert sorted(p.suffix for p in saved.iterdir()) == [".bin", ".png"]  # not .html
+        assert c.get("/healthz", headers={"Host": "attacker.example"}).status_code == 400
+        long = "a" * 300
+        r = c.post("/v1/scan", content=b"x",
+                   headers={"Content-Type": f"multipart/form-data; boundary={long}"})
+        assert r.status_code == 400 and "malformed" in r.json()["detail"]
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"a.png\"\r\n"
+                b"\r\n" + CLEAN + b"\r\n--b\r\nContent-Disposition: form-data; "
+                b"name=\"files\"; filename=\"b.png\"\r\n\r\n" + CLEAN[:100])
+        r = c.post("/v1/scan", content=body,
+                   headers={"Content-Type": "multipart/form-data; boundary=b"})
+        assert r.status_code == 400 and "closing boundary" in r.json()["detail"]

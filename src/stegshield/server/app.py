@@ -97,6 +97,9 @@ class ServerConfig:
     detector use its shipped thresholds."""
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     kdf: KdfParams = DEFAULT_KDF
+    allowed_hosts: tuple[str, ...] | None = None
+    """Host names accepted in the ``Host`` header (``serve`` on loopback: the loopback names,
+    so a DNS-rebinding page cannot become same-origin); None accepts any."""
 
 
 class ApiError(Exception):
@@ -134,6 +137,11 @@ def _validation_detail(errors: Sequence[Any]) -> str:
                  else "".join(loc) or "request")
         parts.append(f"{where}: {' '.join(str(err.get('msg', 'invalid')).split())}")
     return "; ".join(parts) or "invalid request"
+
+
+#: Extension of a saved upload, by the format it decoded as.
+_SAVED_EXT = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "BMP": ".bmp", "DIB": ".bmp",
+              "TIFF": ".tif", "PPM": ".ppm", "WEBP": ".webp", "GIF": ".gif"}
 
 
 def _static_dir() -> Path:
@@ -332,6 +340,25 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         return JSONResponse({"detail": _validation_detail(exc.errors())}, status_code=422)
 
     @app.middleware("http")
+    async def _guard(request: Request, call_next: Callable[[Request], Awaitable[Response]]
+                     ) -> Response:
+        """Refuse other Host names (DNS rebinding) and, on the API, requests a page of another
+        origin makes through the user's browser: without a token, a cross-site form POST
+        needs no CORS preflight and would run (and, with --save-uploads, write files)."""
+        host = request.headers.get("host", "")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if cfg.allowed_hosts is not None and name.strip("[]").lower() not in cfg.allowed_hosts:
+            return JSONResponse({"detail": f"unexpected Host header {host!r}"}, status_code=400)
+        if request.url.path.startswith("/v1/"):
+            origin = request.headers.get("origin")
+            site = request.headers.get("sec-fetch-site")
+            if site == "cross-site" or (origin is not None and origin != "null"
+                                        and origin.split("://", 1)[-1] != host):
+                return JSONResponse({"detail": "cross-origin request refused"},
+                                    status_code=403)
+        return await call_next(request)
+
+    @app.middleware("http")
     async def _headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]
                        ) -> Response:
         response = await call_next(request)
@@ -353,10 +380,11 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
                 "max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
                 "max_files": cfg.max_files, "cipher": has_cipher}
 
-    def _save(data: bytes, filename: str) -> None:
-        """Keep a copy of an upload; a failure is logged, never a lost scan."""
+    def _save(data: bytes, filename: str, ext: str) -> None:
+        """Keep a copy of an upload, named by its content hash and the extension of the
+        format it decoded as (``.bin`` otherwise; never the client's: no .html or .php
+        copies); a failure is logged, never a lost scan."""
         assert cfg.save_uploads is not None
-        ext = re.sub(r"[^a-z0-9.]", "", Path(filename).suffix.lower())[:8]
         target = cfg.save_uploads / f"{hashlib.sha256(data).hexdigest()}{ext}"
         try:
             atomic_write(target, data)
@@ -368,9 +396,10 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     def _scan_all(sc: Scanner, files: list[tuple[str, bytes]]) -> list[ScanResult]:
         out = []
         for name, data in files:
-            if cfg.save_uploads is not None:
-                _save(data, name)
-            out.append(sc.scan_bytes(data, name))
+            r = sc.scan_bytes(data, name)
+            if cfg.save_uploads is not None:  # kept as evidence, never with the client's
+                _save(data, name, _SAVED_EXT.get(r.format or "", ".bin"))  # extension
+            out.append(r)
         return out
 
     @app.post("/v1/scan", tags=["scan"], openapi_extra=_form_schema(

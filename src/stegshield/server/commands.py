@@ -116,7 +116,10 @@ def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
     cfg = ServerConfig(token=token, max_upload_bytes=int(max_upload_mb * 1024 * 1024),
                        max_files=max_files, max_pixels=max_pixels, detector=detector,
                        fpr=0.01 if fpr is None else fpr, threshold=threshold,
-                       save_uploads=save_uploads, calibration=calibration)
+                       save_uploads=save_uploads, calibration=calibration,
+                       # on loopback, only loopback names: no DNS-rebinding page gets in
+                       allowed_hosts=(("127.0.0.1", "localhost", "::1", host.strip("[]"))
+                                      if _is_loopback(host) else None))
     if workers:
         cfg.workers = workers
     app = create_app(cfg)

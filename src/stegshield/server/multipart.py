@@ -69,6 +69,11 @@ class _Collector:
         self._headers: dict[str, str] = {}
         self._buf = bytearray()
 
+    ended = False  # the closing boundary was seen
+
+    def on_end(self) -> None:
+        self.ended = True
+
     def on_part_begin(self) -> None:
         self._headers, self._buf = {}, bytearray()
         if len(self.form.parts) >= self.max_parts:
@@ -109,10 +114,10 @@ async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], *,
     col = _Collector(max_parts)
     callbacks = {k: getattr(col, k) for k in (
         "on_part_begin", "on_header_field", "on_header_value", "on_header_end",
-        "on_part_data", "on_part_end")}
-    parser = MultipartParser(opts[b"boundary"], callbacks)  # type: ignore[arg-type]
+        "on_part_data", "on_part_end", "on_end")}
     total = 0
     try:
+        parser = MultipartParser(opts[b"boundary"], callbacks)  # type: ignore[arg-type]
         async for chunk in stream:
             total += len(chunk)
             if total > max_bytes:
@@ -121,6 +126,8 @@ async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], *,
         parser.finalize()
     except FormError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # e.g. a boundary over 256 characters
         raise FormError(f"malformed multipart body ({type(exc).__name__})") from exc
+    if not col.ended:  # cut short: its last part would be dropped without a word
+        raise FormError("malformed multipart body (no closing boundary)")
     return col.form

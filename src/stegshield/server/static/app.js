@@ -115,14 +115,16 @@ async function scanFiles(files) {
   if (!resp.ok) { setStatus(status, "Scan failed: " + (await apiError(resp)), true); return; }
   const body = await resp.json();
   const results = $("results");
-  const byName = new Map(files.map((f) => [f.name, f]));
-  const sorted = body.results.slice().sort((a, b) => (b.score ?? -1) - (a.score ?? -1));
+  // results come back in upload order: pair by position (names may repeat, and the browser
+  // may encode them, e.g. a quote as %22, so a lookup by name drew the wrong photo)
+  const paired = body.results.map((r, i) => [r, files[i]]);
+  const sorted = paired.sort((a, b) => (b[0].score ?? -1) - (a[0].score ?? -1));
   const batch = document.createDocumentFragment();
   const drawn = [];
-  for (const r of sorted) { // highest score first; newest batch above older ones
+  for (const [r, file] of sorted) { // highest score first; newest batch above older ones
     const { card, canvas } = resultCard(r);
     batch.appendChild(card);
-    drawn.push(drawResult(canvas, byName.get(r.path) || files[0], r));
+    drawn.push(drawResult(canvas, file, r));
   }
   results.prepend(batch);
   await Promise.all(drawn);
