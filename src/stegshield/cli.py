@@ -61,6 +61,11 @@ def main() -> None:
     Get it back:        stegshield reveal stego.png
     How much fits:      stegshield capacity photo.png
     """
+    from PIL import Image
+
+    # --max-pixels is checked before decoding and may exceed Pillow's own bomb guard (178 MP);
+    # the library leaves that guard to its host application, the command line owns its process
+    Image.MAX_IMAGE_PIXELS = None
 
 
 @main.command()

@@ -109,6 +109,9 @@ class Sealed:
 def seal_payload(payload: Payload, password: bytes, kdf: KdfParams = DEFAULT_KDF,
                  compress: bool = True, salt: bytes | None = None) -> Sealed:
     """Compress (optionally), then encrypt and authenticate ``payload`` under ``password``."""
+    if salt is not None and (not isinstance(salt, bytes) or len(salt) != SALT_BYTES):
+        # the header holds exactly SALT_BYTES: another length was hidden, never revealed
+        raise ValueError(f"salt must be {SALT_BYTES} bytes")
     salt = os.urandom(SALT_BYTES) if salt is None else salt
     key = derive_key(password, salt, kdf)
     body = seal(key, counter_nonce(1), encode_record(payload, compress), _AAD_BODY)

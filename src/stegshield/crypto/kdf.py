@@ -42,6 +42,7 @@ def derive_key(password: bytes, salt: bytes, params: KdfParams = DEFAULT_KDF,
                         "(e.g. 'my pass'.encode())")
     if not password:  # the CLI, the server and the cipher refuse it too
         raise ValueError("the password must not be empty")
+    password = bytes(password)  # argon2-cffi refuses a bytearray
     if len(salt) < 8:
         raise ValueError("salt must be at least 8 bytes")
     return hash_secret_raw(

@@ -26,7 +26,9 @@ from .png import encode_png
 #: Default limit on width × height; raise it with ``max_pixels`` / ``--max-pixels``.
 DEFAULT_MAX_PIXELS = 64_000_000
 
-Image.MAX_IMAGE_PIXELS = None  # we check the size ourselves, before decoding
+# Pillow's own bomb guard (Image.MAX_IMAGE_PIXELS) is left as the host application set it:
+# we check the size ourselves before decoding, and the command line, whose --max-pixels may
+# go above Pillow's limit, lifts it for its own process (cli.main).
 
 LOSSLESS_EXTENSIONS = {
     ".png": "PNG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
@@ -208,6 +210,9 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
         warnings.simplefilter("ignore")
         try:
             img = Image.open(fp, formats=OPEN_FORMATS)
+        except Image.DecompressionBombError as exc:  # Pillow's guard, below --max-pixels
+            raise ImageError(f"{label}: too many pixels for Pillow's bomb guard ({exc})"
+                             ) from exc
         except Exception as exc:
             raise ImageError(f"{label}: not a recognised image file") from exc
         with img:
@@ -360,8 +365,22 @@ def output_format(path: str | os.PathLike[str], mode: str) -> str:
     return fmt
 
 
+#: Array rank and channels of each mode we write.
+_MODE_SHAPES = {"L": (2, 1), "LA": (3, 2), "RGB": (3, 3), "RGBA": (3, 4)}
+
+
 def encode_image(pixels: np.ndarray, mode: str, fmt: str) -> bytes:
-    """Encode pixels losslessly in ``fmt`` (PNG, BMP, TIFF, PPM, WEBP)."""
+    """Encode pixels losslessly in ``fmt`` (PNG, BMP, TIFF, PPM, WEBP); ``pixels`` must be a
+    uint8 array of ``mode``'s shape (an RGBA array written as "RGB" was scrambled)."""
+    if mode not in _MODE_SHAPES:
+        raise ImageError(f"cannot write mode {mode!r}; use one of {', '.join(_MODE_SHAPES)}")
+    ndim, channels = _MODE_SHAPES[mode]
+    if (not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != ndim
+            or (ndim == 3 and pixels.shape[2] != channels)):
+        what = (f"{pixels.dtype} array of shape {pixels.shape}"
+                if isinstance(pixels, np.ndarray) else type(pixels).__name__)
+        raise ImageError(f"a {what} is not a {mode} image (uint8, "
+                         f"{'H×W' if ndim == 2 else f'H×W×{channels}'})")
     if fmt == "PNG":
         return encode_png(pixels)
     buf = io.BytesIO()

@@ -103,6 +103,8 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
         warnings.simplefilter("ignore")
         try:
             img = Image.open(io.BytesIO(data), formats=OPEN_FORMATS)
+        except Image.DecompressionBombError as exc:  # Pillow's guard, below --max-pixels
+            raise ImageError(f"too many pixels for Pillow's bomb guard ({exc})") from exc
         except Exception as exc:
             raise ImageError("not a recognised image file") from exc
         with img:

@@ -72,6 +72,17 @@ class ScanOptions:
     """A photograph calibration file for the (single, tiled learned) detector, replacing its
     shipped thresholds (:func:`.suite.build_suite`)."""
 
+    def __post_init__(self) -> None:
+        """The command line's ranges, for library callers too (an fpr of 0 or 2, or a NaN
+        threshold, gave verdicts that contradicted the scores)."""
+        if not (isinstance(self.fpr, int | float) and 0 < self.fpr <= 0.5):
+            raise ValueError(f"fpr must be in (0, 0.5], not {self.fpr!r}")
+        if self.threshold is not None and not (isinstance(self.threshold, int | float)
+                                               and 0 <= self.threshold <= 1):
+            raise ValueError(f"threshold must be in [0, 1], not {self.threshold!r}")
+        if not (isinstance(self.max_pixels, int) and self.max_pixels >= 1):
+            raise ValueError(f"max_pixels must be a positive integer, not {self.max_pixels!r}")
+
 
 @dataclass
 class ScanResult:
@@ -279,6 +290,8 @@ def iter_image_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool = 
                      errors: list[str] | None = None) -> Iterator[Path]:
     """Files to scan: explicit files as given; image files inside directories (one level, or
     the whole tree with ``recursive``; symlinked directories are not followed)."""
+    if isinstance(paths, str | bytes | os.PathLike):  # one path, not its characters
+        paths = [paths]  # type: ignore[list-item]
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
@@ -317,6 +330,9 @@ def _init_worker(options: ScanOptions, threads: int = 0) -> None:
     (two workers with two threads each ran the CNN scan 2.5x slower than one process)."""
     global _WORKER
     tune_malloc()
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None  # our own process: --max-pixels is checked before decoding
     if threads > 0:
         os.environ["OMP_NUM_THREADS"] = str(threads)  # torch reads it when first imported
         if "torch" in sys.modules:
@@ -338,7 +354,12 @@ def _mp_context() -> Any:
 
 def scan_paths(paths: Iterable[str | os.PathLike[str]], options: ScanOptions, jobs: int = 1,
                scanner: Scanner | None = None) -> Iterator[ScanResult]:
-    """Scan files, yielding results as they complete (input order when ``jobs == 1``)."""
+    """Scan files, yielding results as they complete (input order when ``jobs == 1``).
+
+    With ``jobs > 1`` once torch is loaded, workers are spawned: the calling script needs an
+    ``if __name__ == "__main__":`` guard (multiprocessing's rule)."""
+    if isinstance(paths, str | bytes | os.PathLike):  # one path, not its characters
+        paths = [paths]  # type: ignore[list-item]
     if jobs <= 1:
         tune_malloc()
         sc = scanner or Scanner(options)

@@ -31,7 +31,7 @@ from ..crypto.container import (
     open_header,
     seal_payload,
 )
-from ..crypto.kdf import DEFAULT_KDF, KdfParams, derive_key, domain_salt, subkey
+from ..crypto.kdf import DEFAULT_KDF, SALT_BYTES, KdfParams, derive_key, domain_salt, subkey
 from .errors import (
     COST_NAMES,
     DEFAULT_RATE,
@@ -202,17 +202,35 @@ def start_secrets(pool: ThreadPoolExecutor, shape: tuple[int, ...], mode: str,
     if len(payload.data) > MAX_INFLATED_BYTES:
         raise StegoError(f"payload too large: {len(payload.data):,} bytes; at most "
                          f"{MAX_INFLATED_BYTES:,} can be hidden (before compression)")
+    if salt is not None and (not isinstance(salt, bytes) or len(salt) != SALT_BYTES):
+        raise StegoError(f"salt must be {SALT_BYTES} bytes (another length is hidden and "
+                         "never found again)")
     sealed = pool.submit(seal_payload, payload, password, kdf, compress, salt)
     key = pool.submit(_position_key, password, shape, mode, kdf)
     positions = pool.submit(_all_positions, sealed, key, carrier_count(shape, mode))
     return SecretJobs(sealed=sealed, position_key=key, positions=positions)
 
 
+#: Array rank and channels of each mode.
+_SHAPES = {"L": (2, None), "LA": (3, 2), "RGB": (3, 3), "RGBA": (3, 4)}
+
+
+def _check_shape(shape: tuple[int, ...], mode: str) -> None:
+    """Raise :class:`StegoError` unless ``shape`` is an image of ``mode`` (H×W for L, H×W×C)."""
+    if mode not in _SHAPES:
+        raise StegoError(f"unknown mode {mode!r}; choose from {', '.join(_SHAPES)}")
+    ndim, channels = _SHAPES[mode]
+    if len(shape) != ndim or (channels is not None and shape[2] != channels):
+        raise StegoError(f"an array of shape {tuple(shape)} is not a {mode} image "
+                         f"({'H×W' if ndim == 2 else f'H×W×{channels}'})")
+
+
 def check_cover(pixels: np.ndarray, mode: str, cost: str) -> None:
     if cost not in COST_NAMES:
         raise StegoError(f"unknown cost function {cost!r}; choose from {', '.join(COST_NAMES)}")
-    if pixels.dtype != np.uint8:
-        raise StegoError("only 8-bit images can carry data")
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        raise StegoError("only 8-bit images (uint8 numpy arrays) can carry data")
+    _check_shape(pixels.shape, mode)
     n = carrier_count(pixels.shape, mode)
     if header_span(n) * 2 > n:
         raise ImageTooSmallError(f"image too small: {n} carrier samples, need at least "
@@ -273,6 +291,9 @@ def reveal_array(pixels: np.ndarray, mode: str, password: bytes, *,
     """Recover the payload hidden by :func:`hide_array` under ``password`` (a compressed
     payload inflating beyond ``max_bytes``, default ``MAX_INFLATED_BYTES``, is refused with a
     :class:`StegoError`)."""
+    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
+        raise StegoError("only 8-bit images (uint8 numpy arrays) can carry data")
+    _check_shape(pixels.shape, mode)
     n = carrier_count(pixels.shape, mode)
     n_head = header_span(n)
     if n_head * 2 > n:
