@@ -228,8 +228,9 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
                     n = jpeg_scans(fp.read())
                     fp.seek(pos)
                     if n > MAX_JPEG_SCANS:
-                        reason = (f"a JPEG with {n:,} scans (a normal one has a few dozen at "
-                                  "most): refused, decoding it would take minutes")
+                        reason = (f"a JPEG with more than {MAX_JPEG_SCANS} scans (a normal one "
+                                  "has a few dozen at most): refused, decoding it would take "
+                                  "minutes")
             except Exception as exc:  # a damaged page list, a broken header field
                 raise ImageError(f"{label}: corrupt image ({exc})") from exc
             if reason:

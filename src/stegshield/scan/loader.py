@@ -114,8 +114,8 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
                                  f"{max_pixels:,} (raise it with --max-pixels)")
             fmt = img.format or "?"
             if fmt in ("JPEG", "MPO") and jpeg_scans(data) > MAX_JPEG_SCANS:
-                raise ImageError(f"a JPEG with {jpeg_scans(data):,} scans (a normal one has a "
-                                 "few dozen at most): not decoded, it would take minutes")
+                raise ImageError(f"a JPEG with more than {MAX_JPEG_SCANS} scans (a normal one "
+                                 "has a few dozen at most): not decoded, it would take minutes")
             try:
                 # TIFF pages are not counted (Pillow walks them all: quadratic); 0 = several
                 frames = (1 if not is_multi_frame(img) else 0 if fmt == "TIFF"
