@@ -193,8 +193,11 @@ def test_limits_and_token(tmp_path: Path) -> None:
                   save_uploads=tmp_path)
     with TestClient(create_app(cfg)) as c:
         assert c.get("/healthz").json()["auth"] is True
+        assert c.get("/healthz").json()["save_uploads"] is True  # the page says so
         files = {"files": ("a.png", CLEAN)}
         assert c.post("/v1/scan", files=files).status_code == 401
+        # the token before query validation: no 422 (and its details) for a caller without it
+        assert c.post("/v1/scan?heatmap=zzz", files=files).status_code == 401
         bad = c.post("/v1/scan", files=files, headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401
         ok = c.post("/v1/scan", files=files, headers={"Authorization": "Bearer s3cret"})

@@ -350,6 +350,11 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         if cfg.allowed_hosts is not None and name.strip("[]").lower() not in cfg.allowed_hosts:
             return JSONResponse({"detail": f"unexpected Host header {host!r}"}, status_code=400)
         if request.url.path.startswith("/v1/"):
+            try:  # the token first: no query validation, no detail, for a caller without one
+                check_token(request)
+            except ApiError as exc:
+                return JSONResponse({"detail": str(exc)}, status_code=exc.status,
+                                    headers={"WWW-Authenticate": "Bearer"})
             origin = request.headers.get("origin")
             site = request.headers.get("sec-fetch-site")
             if site == "cross-site" or (origin is not None and origin != "null"
@@ -378,7 +383,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         """Liveness: answers at once, even while scans run."""
         return {"status": "ok", "version": __version__, "auth": cfg.token is not None,
                 "max_upload_bytes": cfg.max_upload_bytes, "max_pixels": cfg.max_pixels,
-                "max_files": cfg.max_files, "cipher": has_cipher}
+                "max_files": cfg.max_files, "cipher": has_cipher,
+                "save_uploads": cfg.save_uploads is not None}
 
     def _save(data: bytes, filename: str, ext: str) -> None:
         """Keep a copy of an upload, named by its content hash and the extension of the

@@ -211,7 +211,10 @@ function init() {
     $("reveal-image").value = "";
     setStatus($("reveal-status"), lastStego ? "Using " + lastStego.name : "");
   });
-  fetch("/healthz").then((r) => r.json()).then((h) => { $("token-box").hidden = !h.auth; }).catch(() => {});
+  fetch("/healthz").then((r) => r.json()).then((h) => {
+    $("token-box").hidden = !h.auth;
+    if (h.save_uploads) $("storage").textContent = "scanned uploads are kept on it";
+  }).catch(() => {});
   document.body.dataset.ready = "1";
 }
 
