@@ -295,6 +295,15 @@ def test_binary_payload_to_terminal_is_refused(cover: Path, tmp_path: Path,
     monkeypatch.setattr(cli, "stdout_is_terminal", lambda: True)
     r = runner.invoke(main, ["reveal", str(out), "-p", PW])
     assert r.exit_code == 2 and "k.bin" in r.stderr and "-o" in r.stderr
+    # a stored name is the hider's: escape sequences in it are shown, not sent to the terminal
+    from stegshield.crypto.container import Payload
+    from stegshield.crypto.kdf import DEFAULT_KDF
+    from stegshield.stego import api
+
+    api.hide(cover, tmp_path / "e.png", Payload(b"\x00", name="x\x1b]0;PWNED\x07.bin"),
+             PW.encode(), kdf=DEFAULT_KDF)
+    r = runner.invoke(main, ["reveal", str(tmp_path / "e.png"), "-p", PW])
+    assert r.exit_code == 2 and "\x1b" not in r.stderr and "\\x1b" in r.stderr
 
 
 def test_jpeg_cover_warns_and_writes_png(runner: CliRunner, tmp_path: Path) -> None:
