@@ -90,3 +90,20 @@ def test_importing_the_library_leaves_pillows_bomb_guard_alone() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "True"
+
+
+def test_one_base_class_catches_every_refusal(tmp_path: Path) -> None:
+    """A library caller had to catch StegoError, ImageError, CipherError and SuiteError apart
+    (no common base)."""
+    from stegshield.cipher.errors import CipherError
+    from stegshield.errors import StegshieldError
+    from stegshield.scan.suite import SuiteError, build_suite
+
+    assert all(issubclass(c, StegshieldError) for c in (StegoError, ImageError, CipherError,
+                                                          SuiteError, OutputExistsError))
+    save_image(tmp_path / "c.png", natural_like(96, 96, 3), "RGB")
+    for call in (lambda: api.reveal(tmp_path / "c.png", b"pw", kdf=TEST_KDF),  # nothing hidden
+                 lambda: api.capacity(tmp_path / "missing.png"),
+                 lambda: build_suite("nonsense")):
+        with pytest.raises(StegshieldError):
+            call()

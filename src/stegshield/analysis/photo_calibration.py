@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import StegshieldError
+
 __all__ = ["PhotoCalibration", "PhotoCalibrationError", "drop_stale", "file_digest", "fit_gumbel",
            "load_photo_calibration", "photo_weights", "sidecar_path"]
 
@@ -167,7 +169,7 @@ class PhotoCalibration:
         return out
 
 
-class PhotoCalibrationError(ValueError):
+class PhotoCalibrationError(StegshieldError, ValueError):
     """A photograph calibration that cannot be used (unreadable, or for other weights)."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ..errors import StegshieldError
 
-class CipherError(Exception):
+
+class CipherError(StegshieldError):
     """Bad input or usage for encrypt/decrypt; the message is one line for the user (exit 2)."""
 
 

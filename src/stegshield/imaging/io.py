@@ -21,6 +21,7 @@ from typing import IO
 import numpy as np
 from PIL import Image
 
+from ..errors import StegshieldError
 from .png import encode_png
 
 #: Default limit on width × height; raise it with ``max_pixels`` / ``--max-pixels``.
@@ -38,7 +39,7 @@ LOSSY_EXTENSIONS = {".jpg", ".jpeg", ".jpe", ".jfif", ".gif", ".jp2", ".j2k", ".
 _CARRIER_MODES = {"L": 1, "LA": 1, "RGB": 3, "RGBA": 3}
 
 
-class ImageError(Exception):
+class ImageError(StegshieldError):
     """An image could not be read or written; the message is one line for the user."""
 
 

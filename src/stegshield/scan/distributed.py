@@ -18,6 +18,7 @@ from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..errors import StegshieldError
 from ..runtime import tune_malloc
 
 if TYPE_CHECKING:  # NumPy loads when a scan runs (the scan command imports ClusterError)
@@ -26,7 +27,7 @@ if TYPE_CHECKING:  # NumPy loads when a scan runs (the scan command imports Clus
 __all__ = ["BATCH", "ClusterError", "scan_distributed"]
 
 
-class ClusterError(RuntimeError):
+class ClusterError(StegshieldError, RuntimeError):
     """The Dask cluster could not be reached, or went away during the scan (one line)."""
 
 

@@ -56,6 +56,7 @@ import numpy as np
 
 from ..analysis import Calibration, DetectionResult, Detector, available_detectors, get_detector
 from ..analysis.photo_calibration import PhotoCalibrationError
+from ..errors import StegshieldError
 from .choices import DETECTOR_CHOICES
 from .thresholds import (
     classical_fpr,
@@ -100,7 +101,7 @@ BLOCK_SIDE = 2048
 TILE_CALIBRATION = Calibration.from_points(0.15, 0.30)
 
 
-class SuiteError(Exception):
+class SuiteError(StegshieldError):
     """A requested detector is not available; the message is one line for the user."""
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import StegshieldError
+
 #: Default payload limit, in embedded bits per carrier sample (a colour pixel has 3 samples).
 DEFAULT_RATE = 0.2
 #: Hard maximum rate; beyond it ±1 changes become dense and easy to detect.
@@ -10,7 +12,7 @@ MAX_RATE = 0.5
 COST_NAMES = ("hill", "suniward", "wow")
 
 
-class StegoError(Exception):
+class StegoError(StegshieldError):
     """Base class for hide/reveal failures with a one-line message for the user."""
 
 
