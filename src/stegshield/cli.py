@@ -19,6 +19,7 @@ from .cli_support import (
     fail,
     get_password,
     password_option,
+    printable,
     stdout_is_terminal,
     text_bytes,
     warn,
@@ -171,8 +172,7 @@ def reveal(stego: Path, output: Path | None, password: str | None, force: bool, 
         sys.stdout.buffer.flush()
     elif stdout_is_terminal():
         # the stored name comes from whoever hid it: never raw escapes on the terminal
-        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in payload.name)
-        name = f" ({shown})" if payload.name else ""
+        name = f" ({printable(payload.name)})" if payload.name else ""
         fail(f"the hidden payload is a binary file{name}: write it with -o FILE")
     else:
         sys.stdout.buffer.write(payload.data)

@@ -57,6 +57,12 @@ def handle_errors(mapping: ErrorMap) -> Callable[[F], F]:
     return decorate
 
 
+def printable(text: str) -> str:
+    """``text`` for a terminal, control characters escaped (``\\x1b``): a name that came
+    from a file or a hidden payload cannot move the cursor, retitle or clear the screen."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 

@@ -106,12 +106,18 @@ def _after_alph_is_vp8(fp: IO[bytes], frame: bytes) -> bool:
     return fp.read(4) == b"VP8 "
 
 
+def _decoder_args(img: Image.Image) -> Iterator[tuple[object, object]]:
+    """(raw mode, decoder arguments) of each tile, read before ``load()`` empties them: the
+    raw mode tells the file's bit depth where Pillow's mode does not."""
+    for tile in getattr(img, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        yield (args[0] if isinstance(args, tuple) and args else args), args
+
+
 def has_deep_samples(img: Image.Image) -> bool:
     """True when the file stores more than 8 bits per sample although Pillow reports an 8-bit
     mode (16-bit RGB/RGBA/LA PNG, 16-bit RGB TIFF): decoding would drop the low byte."""
-    for tile in getattr(img, "tile", None) or ():
-        args = tile[3] if len(tile) > 3 else None
-        raw = args[0] if isinstance(args, tuple) and args else args
+    for raw, args in _decoder_args(img):
         # PNG/TIFF raw modes such as RGB;16B (BMP's BGR;16 is 5-6-5 bits per pixel: lossless)
         if (img.format in ("PNG", "TIFF") and isinstance(raw, str)
                 and (";16" in raw or ";32" in raw)):
@@ -249,12 +255,8 @@ _LOSSY_TIFF = frozenset({"jpeg", "tiff_jpeg", "webp"})
 
 def _gray_bits(img: Image.Image) -> int:
     """Bits per sample of a grey PNG (1, 2, 4 decode scaled to 0..255), else 8."""
-    for tile in getattr(img, "tile", None) or ():
-        args = tile[3] if len(tile) > 3 else None
-        raw = args[0] if isinstance(args, tuple) and args else args
-        if isinstance(raw, str) and raw in ("1", "L;2", "L;4"):
-            return {"1": 1, "L;2": 2, "L;4": 4}[raw]
-    return 8
+    low = {"1": 1, "L;2": 2, "L;4": 4}
+    return next((low[raw] for raw, _ in _decoder_args(img) if raw in low), 8)
 
 
 def _mode(img: Image.Image) -> str:
@@ -367,22 +369,41 @@ def output_format(path: str | os.PathLike[str], mode: str) -> str:
     return fmt
 
 
-#: Array rank and channels of each mode we write.
+#: Array rank and channels of each mode.
 _MODE_SHAPES = {"L": (2, 1), "LA": (3, 2), "RGB": (3, 3), "RGBA": (3, 4)}
+
+
+def array_mismatch(pixels: object, mode: str) -> str | None:
+    """Why ``pixels`` is not a uint8 image of ``mode`` (H×W for L, H×W×C), or None; shared by
+    the writers and the array-level hide and reveal."""
+    if mode not in _MODE_SHAPES:
+        return f"unknown mode {mode!r}; use one of {', '.join(_MODE_SHAPES)}"
+    ndim, channels = _MODE_SHAPES[mode]
+    if (isinstance(pixels, np.ndarray) and pixels.dtype == np.uint8 and pixels.ndim == ndim
+            and (ndim == 2 or pixels.shape[2] == channels)):
+        return None
+    what = (f"{pixels.dtype} array of shape {pixels.shape}"
+            if isinstance(pixels, np.ndarray) else type(pixels).__name__)
+    return (f"a {what} is not a {mode} image (uint8, "
+            f"{'H×W' if ndim == 2 else f'H×W×{channels}'})")
+
+
+def header_size(path: str | os.PathLike[str]) -> tuple[int, int] | None:
+    """(width, height) from an image file's header, or None when unreadable (for pairing
+    files by size; no checks, no decoding)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (OSError, ValueError):
+        return None
 
 
 def encode_image(pixels: np.ndarray, mode: str, fmt: str) -> bytes:
     """Encode pixels losslessly in ``fmt`` (PNG, BMP, TIFF, PPM, WEBP); ``pixels`` must be a
     uint8 array of ``mode``'s shape (an RGBA array written as "RGB" was scrambled)."""
-    if mode not in _MODE_SHAPES:
-        raise ImageError(f"cannot write mode {mode!r}; use one of {', '.join(_MODE_SHAPES)}")
-    ndim, channels = _MODE_SHAPES[mode]
-    if (not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8 or pixels.ndim != ndim
-            or (ndim == 3 and pixels.shape[2] != channels)):
-        what = (f"{pixels.dtype} array of shape {pixels.shape}"
-                if isinstance(pixels, np.ndarray) else type(pixels).__name__)
-        raise ImageError(f"a {what} is not a {mode} image (uint8, "
-                         f"{'H×W' if ndim == 2 else f'H×W×{channels}'})")
+    wrong = array_mismatch(pixels, mode)
+    if wrong:
+        raise ImageError(wrong)
     if fmt == "PNG":
         return encode_png(pixels)
     buf = io.BytesIO()

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from ..cli_support import printable
 from .choices import FORMATS
 from .scanner import ScanResult, text_path
 
@@ -64,7 +65,7 @@ class Summary:
 def printable_path(path: str) -> str:
     """``path`` for a terminal: undecodable bytes as ``\\xNN`` and control characters
     escaped, so a file name cannot move the cursor, retitle or clear the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text_path(path))
+    return printable(text_path(path))
 
 
 class TableWriter:

@@ -313,8 +313,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         if given is None or not hmac.compare_digest(given.encode(), cfg.token.encode()):
             raise ApiError(401, "missing or wrong API token")
 
-    async def read_form(request: Request) -> FormData:
-        check_token(request)
+    async def read_form(request: Request) -> FormData:  # the token: checked by _guard
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > cfg.max_upload_bytes:
             raise ApiError(413, f"request too large (limit {cfg.max_upload_bytes:,} bytes)")

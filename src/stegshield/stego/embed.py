@@ -32,6 +32,7 @@ from ..crypto.container import (
     seal_payload,
 )
 from ..crypto.kdf import DEFAULT_KDF, SALT_BYTES, KdfParams, derive_key, domain_salt, subkey
+from ..imaging.io import array_mismatch
 from .errors import (
     COST_NAMES,
     DEFAULT_RATE,
@@ -211,26 +212,17 @@ def start_secrets(pool: ThreadPoolExecutor, shape: tuple[int, ...], mode: str,
     return SecretJobs(sealed=sealed, position_key=key, positions=positions)
 
 
-#: Array rank and channels of each mode.
-_SHAPES = {"L": (2, None), "LA": (3, 2), "RGB": (3, 3), "RGBA": (3, 4)}
-
-
-def _check_shape(shape: tuple[int, ...], mode: str) -> None:
-    """Raise :class:`StegoError` unless ``shape`` is an image of ``mode`` (H×W for L, H×W×C)."""
-    if mode not in _SHAPES:
-        raise StegoError(f"unknown mode {mode!r}; choose from {', '.join(_SHAPES)}")
-    ndim, channels = _SHAPES[mode]
-    if len(shape) != ndim or (channels is not None and shape[2] != channels):
-        raise StegoError(f"an array of shape {tuple(shape)} is not a {mode} image "
-                         f"({'H×W' if ndim == 2 else f'H×W×{channels}'})")
+def _check_array(pixels: np.ndarray, mode: str) -> None:
+    """Raise :class:`StegoError` unless ``pixels`` is a uint8 image of ``mode``."""
+    wrong = array_mismatch(pixels, mode)
+    if wrong:
+        raise StegoError(wrong)
 
 
 def check_cover(pixels: np.ndarray, mode: str, cost: str) -> None:
     if cost not in COST_NAMES:
         raise StegoError(f"unknown cost function {cost!r}; choose from {', '.join(COST_NAMES)}")
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise StegoError("only 8-bit images (uint8 numpy arrays) can carry data")
-    _check_shape(pixels.shape, mode)
+    _check_array(pixels, mode)
     n = carrier_count(pixels.shape, mode)
     if header_span(n) * 2 > n:
         raise ImageTooSmallError(f"image too small: {n} carrier samples, need at least "
@@ -291,9 +283,7 @@ def reveal_array(pixels: np.ndarray, mode: str, password: bytes, *,
     """Recover the payload hidden by :func:`hide_array` under ``password`` (a compressed
     payload inflating beyond ``max_bytes``, default ``MAX_INFLATED_BYTES``, is refused with a
     :class:`StegoError`)."""
-    if not isinstance(pixels, np.ndarray) or pixels.dtype != np.uint8:
-        raise StegoError("only 8-bit images (uint8 numpy arrays) can carry data")
-    _check_shape(pixels.shape, mode)
+    _check_array(pixels, mode)
     n = carrier_count(pixels.shape, mode)
     n_head = header_span(n)
     if n_head * 2 > n:

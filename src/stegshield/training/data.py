@@ -28,6 +28,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..imaging import header_size
+
 __all__ = [
     "ALGORITHMS",
     "PairDataset",
@@ -414,34 +416,16 @@ def fixed_pairs(tiles: TileSet, algorithms: Sequence[str], rates: Sequence[float
     return out
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
-    """(width, height) from the header, or None when unreadable."""
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, ValueError):
-        return None
-
-
 def _listed_stego(folder: Path) -> set[Path] | None:
     """The unflagged stego files that the ``manifest.jsonl`` files under ``folder`` list
     (``stegshield dataset stego`` output), or None when there is no manifest."""
+    from ..datasets.stego import read_manifest
+
     manifests = sorted(folder.rglob("manifest.jsonl"))
     if not manifests:
         return None
-    listed: set[Path] = set()
-    for m in manifests:
-        with m.open() as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if row.get("path") and not row.get("flagged"):
-                    listed.add((m.parent / row["path"]).resolve())
-    return listed
+    return {(m.parent / row["path"]).resolve() for m in manifests for row in read_manifest(m)
+            if row.get("path") and not row.get("flagged")}
 
 
 class StegoFolderDataset:
@@ -469,7 +453,7 @@ class StegoFolderDataset:
                     continue
                 if listed is not None and p.resolve() not in listed:
                     continue  # left by an earlier run, or flagged: not in any manifest
-                size = _image_size(p)
+                size = header_size(p)
                 for ci in by_stem[p.stem]:
                     if size == tiles.images[ci].shape[::-1]:
                         self.pairs.append((ci, p, si))

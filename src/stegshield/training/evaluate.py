@@ -35,10 +35,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from ..analysis import metrics
 from ..datasets.stego import ALGORITHMS, COVER_EXTENSIONS, read_manifest
+from ..imaging import header_size
 
 __all__ = [
     "EvaluationReport",
@@ -103,15 +103,6 @@ def load_stego_set(folder: str | os.PathLike, include_flagged: bool = False) -> 
         if p.is_file() and p.suffix.lower() in COVER_EXTENSIONS:
             s.items[p.stem] = (p, None)
     return s
-
-
-def _size(path: Path) -> tuple[int, int] | None:
-    """Width and height from the image header (None when unreadable: scored as an error)."""
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except (OSError, ValueError):
-        return None
 
 
 def _set_order(s: StegoSet) -> tuple[int, float, str]:
@@ -304,7 +295,8 @@ def evaluate(detectors: Sequence[str], covers: Sequence[Path], stego_sets: Seque
     for s in stego_sets:
         same_name = sorted(n for n in s.items if n in by_name)
         # a corpus has tiles of several sizes with the same names: pair only same sizes
-        names = [n for n in same_name if _size(by_name[n]) == _size(s.items[n][0])]
+        names = [n for n in same_name
+                 if header_size(by_name[n]) == header_size(s.items[n][0])]
         paired.append(names)
         set_info.append({"label": s.label, "algo": s.algo, "rate": s.rate, "dir": str(s.root),
                          "target_bps": s.target_bps, "pairs": len(names),
