@@ -115,7 +115,7 @@ def test_refusals(tmp_path: Path) -> None:
     save_image(good, natural_like(64, 64, 3), "RGB")
     trunc = tmp_path / "t.png"
     trunc.write_bytes(good.read_bytes()[:600])
-    with pytest.raises(ImageError, match="corrupt or truncated"):
+    with pytest.raises(ImageError, match="truncated"):
         open_image(trunc)
     with pytest.raises(ImageError, match="exceeds the limit"):
         open_image(good, max_pixels=64 * 63)
@@ -315,3 +315,57 @@ def test_lossy_webp_is_marked_lossy_and_lossless_webp_is_not(tmp_path: Path,
     anim = io.BytesIO()
     frames[0].save(anim, "WEBP", save_all=True, append_images=frames[1:], quality=70)
     assert webp_is_lossy(anim)
+
+
+def _png(w: int, h: int, depth: int, colour: int, raw: bytes, interlace: int = 0) -> bytes:
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data)))
+
+    return (b"\x89PNG\r\n\x1a\n"
+            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, interlace))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def _adam7(a: np.ndarray) -> bytes:
+    """Filter-0 Adam7 scanlines of an 8-bit grey array."""
+    out = b""
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)):
+        sub = a[y0::dy, x0::dx]
+        if sub.size:
+            out += b"".join(b"\x00" + row.tobytes() for row in sub)
+    return out
+
+
+def test_png_whose_pixel_stream_ends_early_is_refused(tmp_path: Path) -> None:
+    # A well-formed zlib stream with half the rows: Pillow fills the rest in without an error.
+    a = natural_like(40, 37)
+    rows = b"".join(b"\x00" + r.tobytes() for r in a)
+    short = tmp_path / "short.png"
+    short.write_bytes(_png(37, 40, 8, 0, rows[:len(rows) // 2]))
+    Image.open(short).load()  # the decoder does not notice
+    with pytest.raises(ImageError, match="truncated PNG"):
+        open_image(short)
+    probe_image(short)  # the header alone is fine: probing does not inflate
+    # Interlaced: complete is accepted and decodes as the array, short is refused
+    full = _adam7(a)
+    assert np.array_equal(open_image(_png(37, 40, 8, 0, full, 1)).pixels, a)
+    with pytest.raises(ImageError, match="truncated PNG"):
+        open_image(_png(37, 40, 8, 0, full[:-30], 1))
+
+
+@pytest.mark.parametrize("mode,kw", [("1", {}), ("L", {}), ("P", {"bits": 4}), ("P", {}),
+                                     ("RGB", {}), ("RGBA", {}), ("LA", {}), ("I;16", {}),
+                                     ("RGB", {"optimize": True})])
+def test_complete_pngs_pass_the_pixel_stream_check(mode: str, kw: dict[str, object]) -> None:
+    from stegshield.imaging.png import png_shortfall
+
+    img = Image.fromarray(natural_like(29, 31, 3)).convert(mode)
+    buf = io.BytesIO()
+    img.save(buf, "PNG", **kw)
+    assert png_shortfall(buf.getvalue()) is None
+    assert png_shortfall(encode_png(natural_like(29, 31, 3))) is None

@@ -633,3 +633,25 @@ def test_other_frames_make_a_verdict_unreliable(scanner: Scanner, tmp_path: Path
         r = scanner.scan_path(tmp_path / name)
         assert r.reliable is False and any("first of" in n for n in r.notes), (name, r.notes)
     assert "several" in " ".join(scanner.scan_path(tmp_path / "p.tif").notes)
+
+
+def test_scan_reports_a_png_whose_pixel_stream_ends_early(tmp_path: Path) -> None:
+    # Pillow decodes it with the missing rows filled in: scanning that would judge pixels
+    # that are not in the file.
+    import struct
+    import zlib
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + tag + data
+                + struct.pack(">I", zlib.crc32(tag + data)))
+
+    rows = b"".join(b"\x00" + bytes(range(64)) for _ in range(32))
+    f = tmp_path / "short.png"
+    f.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 64, 8, 0, 0,
+                                                                   0, 0))
+                  + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    from stegshield.imaging import ImageError
+    from stegshield.scan.loader import load_for_scan
+
+    with pytest.raises(ImageError, match="truncated PNG"):
+        load_for_scan(f.read_bytes())

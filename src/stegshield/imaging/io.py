@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import StegshieldError
-from .png import encode_png
+from .png import encode_png, png_shortfall
 
 #: Default limit on width × height; raise it with ``max_pixels`` / ``--max-pixels``.
 DEFAULT_MAX_PIXELS = 64_000_000
@@ -180,6 +180,11 @@ def jpeg_scans(data: bytes, limit: int = MAX_JPEG_SCANS) -> int:
     return n
 
 
+def truncated_png(got: int, need: int) -> str:
+    """The message for a PNG whose pixel stream ends early (see ``png_shortfall``)."""
+    return f"truncated PNG: its pixel data ends after {got:,} of {need:,} bytes"
+
+
 def is_multi_frame(img: Image.Image) -> bool:
     """Whether ``img`` has more than one frame or page, without counting them (Pillow counts
     TIFF pages by walking every one: quadratic in a file of many tiny pages)."""
@@ -206,8 +211,10 @@ def _refusal(img: Image.Image) -> str | None:
 
 
 @contextlib.contextmanager
-def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterator[Image.Image]:
-    """Open ``source`` lazily and apply the size limit and refusals before any decoding."""
+def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int,
+             complete: bool = False) -> Iterator[Image.Image]:
+    """Open ``source`` lazily and apply the size limit and refusals before any decoding; with
+    ``complete``, also refuse a PNG whose pixel stream ends early (inflates it once)."""
     label = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
@@ -242,6 +249,13 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
                 raise ImageError(f"{label}: corrupt image ({exc})") from exc
             if reason:
                 raise ImageError(f"{label}: {reason}")
+            if complete and img.format == "PNG":
+                pos = fp.tell()
+                fp.seek(0)
+                short = png_shortfall(fp.read())
+                fp.seek(pos)
+                if short:
+                    raise ImageError(f"{label}: {truncated_png(*short)}")
             if img.format == "WEBP":
                 img.info["stegshield.lossy"] = webp_is_lossy(fp)
             elif img.format == "TIFF":
@@ -300,7 +314,7 @@ def open_image(source: str | os.PathLike[str] | bytes,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode an image file (or bytes) into a :class:`LoadedImage`, or raise :class:`ImageError`."""
     label = "<bytes>" if isinstance(source, bytes) else str(source)
-    with _checked(source, max_pixels) as img:
+    with _checked(source, max_pixels, complete=True) as img:
         try:
             bits = _gray_bits(img)  # from the tile list, which load() empties
             metadata = _metadata(img)

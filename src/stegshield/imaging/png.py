@@ -1,4 +1,5 @@
-"""A fast, dependency-free PNG writer for 8-bit L, LA, RGB and RGBA arrays.
+"""A fast, dependency-free PNG writer for 8-bit L, LA, RGB and RGBA arrays, and a check that a
+PNG's pixel stream is complete.
 
 Pillow's PNG writer spends seconds on a 12-megapixel photo at its default settings. Here the
 rows use the PNG "Sub" filter (vectorised with numpy) and the deflate stream is compressed in
@@ -7,6 +8,10 @@ but the last ends with a sync flush, so the concatenation is one valid deflate s
 (RFC 1950/1951, PNG specification ISO/IEC 15948). zlib's run-length strategy (Z_RLE) suits
 Sub-filtered photographs: on a 12 MP photo it took 0.44 s of CPU against 0.85 s for level 1,
 and the file was 12 % smaller; flat areas still compress as runs.
+
+Pillow decodes a PNG whose zlib stream ends properly but holds fewer rows than the header
+declares without an error, filling the missing rows in; :func:`png_shortfall` finds those
+files by inflating the stream and counting its bytes (PNG specification, sections 7 and 8).
 """
 
 from __future__ import annotations
@@ -19,6 +24,56 @@ import numpy as np
 
 _COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> PNG colour type
 _CHUNK = 4 << 20
+
+
+_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # PNG colour type -> samples per pixel
+#: Adam7 passes: (x0, y0, dx, dy)
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2),
+          (0, 1, 1, 2))
+
+
+def _needed(w: int, h: int, depth: int, colour: int, interlace: int) -> int:
+    """Bytes of filtered scanlines (a filter byte per row) that the header declares."""
+    bits = depth * _CHANNELS[colour]
+    if interlace != 1:
+        return h * (1 + (w * bits + 7) // 8)
+    total = 0
+    for x0, y0, dx, dy in _ADAM7:
+        pw, ph = (w - x0 + dx - 1) // dx, (h - y0 + dy - 1) // dy
+        if pw > 0 and ph > 0:
+            total += ph * (1 + (pw * bits + 7) // 8)
+    return total
+
+
+def png_shortfall(data: bytes) -> tuple[int, int] | None:
+    """``(bytes found, bytes needed)`` when the pixel stream of the PNG file ``data`` (its
+    IDAT chunks, inflated) holds fewer bytes than its header declares; ``None`` when it is
+    complete or cannot be parsed (the decoder reports those). Memory stays bounded: the
+    stream is inflated 1 MiB at a time and only counted."""
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 33:
+        return None
+    w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", data[16:29])
+    if colour not in _CHANNELS:
+        return None
+    need = _needed(w, h, depth, colour, interlace)
+    inflater = zlib.decompressobj()
+    got, pos, seen = 0, 8, False
+    try:
+        while pos + 8 <= len(data) and got <= need and not inflater.eof:
+            n = int.from_bytes(data[pos:pos + 4], "big")
+            tag = data[pos + 4:pos + 8]
+            if tag == b"IDAT":
+                seen = True
+                buf = data[pos + 8:pos + 8 + n]
+                while buf and got <= need and not inflater.eof:
+                    got += len(inflater.decompress(buf, 1 << 20))
+                    buf = inflater.unconsumed_tail
+            elif seen or tag == b"IEND":  # the IDAT chunks are consecutive
+                break
+            pos += 12 + n
+    except zlib.error:
+        return None
+    return (got, need) if seen and got < need else None
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:

@@ -21,7 +21,14 @@ import numpy as np
 from PIL import Image
 
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, has_deep_samples, webp_is_lossy
-from ..imaging.io import MAX_JPEG_SCANS, OPEN_FORMATS, is_multi_frame, jpeg_scans
+from ..imaging.io import (
+    MAX_JPEG_SCANS,
+    OPEN_FORMATS,
+    is_multi_frame,
+    jpeg_scans,
+    truncated_png,
+)
+from ..imaging.png import png_shortfall
 
 __all__ = ["IMAGE_EXTENSIONS", "ScanImage", "load_for_scan"]
 
@@ -116,6 +123,9 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
             if fmt in ("JPEG", "MPO") and jpeg_scans(data) > MAX_JPEG_SCANS:
                 raise ImageError(f"a JPEG with more than {MAX_JPEG_SCANS} scans (a normal one "
                                  "has a few dozen at most): not decoded, it would take minutes")
+            short = png_shortfall(data) if fmt == "PNG" else None
+            if short:
+                raise ImageError(truncated_png(*short))
             try:
                 # TIFF pages are not counted (Pillow walks them all: quadratic); 0 = several
                 frames = (1 if not is_multi_frame(img) else 0 if fmt == "TIFF"
