@@ -77,8 +77,10 @@ def test_exception_types_and_bytearray_password(tmp_path: Path) -> None:
         b"pw", b"0123456789abcdef", TEST_KDF)
     save_image(tmp_path / "c.png", natural_like(96, 96, 3), "RGB")
     (tmp_path / "s.png").write_bytes(b"taken")
-    with pytest.raises(OutputExistsError):
+    with pytest.raises(OutputExistsError, match="force=True"):  # advice a caller can follow
         api.hide(tmp_path / "c.png", tmp_path / "s.png", Payload(b"x"), b"pw", kdf=TEST_KDF)
+    with pytest.raises(ImageError, match="max_pixels="):
+        api.capacity(tmp_path / "c.png", max_pixels=100)
 
 
 def test_importing_the_library_leaves_pillows_bomb_guard_alone() -> None:

@@ -85,7 +85,7 @@ def test_input_validation(name: str) -> None:
 @pytest.mark.parametrize("name", QUANT)
 @pytest.mark.parametrize("value", [0, 1, 128, 255])
 def test_constant_image_has_zero_payload(name: str, value: int) -> None:
-    res = get_detector(name).detect(np.full((32, 32), value, np.uint8))
+    res = get_detector(name).detect(np.full((64, 64), value, np.uint8))
     assert res.raw == pytest.approx(0.0, abs=1e-9)
 
 
@@ -163,3 +163,15 @@ def test_shipped_calibration_is_monotone_and_centred_on_small_payloads() -> None
         cal = get_detector(name).calibration  # type: ignore[attr-defined]
         assert cal(0.0) < 0.1 and cal(0.1) > 0.99
         assert 0.01 < -cal.b / cal.a < 0.06  # 50 % point between 0.01 and 0.06 bpp
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (3, 3), (8, 8, 3), (63, 63), (200, 15)])
+def test_every_detector_refuses_to_judge_a_tiny_image(shape: tuple[int, ...]) -> None:
+    # A 3x3 image got scores of 0 or 1 from SPA, WS, RS and the structural model: a library
+    # caller would have read a confident verdict where the scanner says "too small".
+    from stegshield.analysis import available_detectors
+
+    x = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    for name in available_detectors():
+        res = get_detector(name).detect(x)
+        assert res.score == 0.5 and math.isnan(res.raw) and res.payload_bpp is None, name

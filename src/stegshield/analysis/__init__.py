@@ -10,7 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .base import Calibration, DetectionResult, Detector, PayloadDetector, split_channels
+from .base import (
+    MIN_PIXELS,
+    MIN_SIDE,
+    Calibration,
+    DetectionResult,
+    Detector,
+    PayloadDetector,
+    split_channels,
+    too_small,
+)
 from .cnn import cnn_detector, thorough_detector
 from .features import SPAMDetector, SRMDetector, SRMLSBMDetector
 from .fusion import fused_detector
@@ -19,6 +28,8 @@ from .structural import ChiSquareDetector, RSDetector, SPADetector, WSDetector
 from .structural.learned import StructuralLRDetector
 
 __all__ = [
+    "MIN_PIXELS",
+    "MIN_SIDE",
     "Calibration",
     "DetectionResult",
     "Detector",
@@ -27,6 +38,7 @@ __all__ = [
     "get_detector",
     "register_detector",
     "split_channels",
+    "too_small",
 ]
 
 _REGISTRY: dict[str, Callable[..., Detector]] = {

@@ -24,12 +24,21 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 __all__ = [
+    "MIN_PIXELS",
+    "MIN_SIDE",
     "Calibration",
     "DetectionResult",
     "Detector",
     "PayloadDetector",
     "split_channels",
+    "too_small",
 ]
+
+#: Images with fewer pixels than this, or a side under ``MIN_SIDE``, are too small to judge:
+#: every detector returns no judgement for them (score 0.5, ``raw`` nan), and the scanner
+#: reports them as ``too_small`` (a 3×3 image gave scores of 0 or 1 before).
+MIN_PIXELS = 64 * 64
+MIN_SIDE = 16
 
 
 @dataclass
@@ -47,6 +56,11 @@ class DetectionResult:
     """Optional per-tile statistic (same meaning as ``raw``), tiles in reading order."""
     channels: list[float] | None = None
     """Per-channel payload estimates / statistics for colour input."""
+
+    @classmethod
+    def undecided(cls) -> DetectionResult:
+        """No judgement: score 0.5, no payload estimate, ``raw`` nan."""
+        return cls(score=0.5, payload_bpp=None, raw=float("nan"))
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,8 @@ class PayloadDetector(ABC):
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Estimate the LSB-replacement payload of ``image``."""
         planes = split_channels(image)
+        if too_small(planes[0]):
+            return DetectionResult.undecided()
         ests: list[float] = []
         maps: list[np.ndarray] = []
         for plane in planes:
@@ -178,3 +194,9 @@ class PayloadDetector(ABC):
             tile_map=tile_map,
             channels=ests if len(planes) > 1 else None,
         )
+
+
+def too_small(plane: np.ndarray) -> bool:
+    """Whether an image (or one of its planes) is below ``MIN_PIXELS`` or ``MIN_SIDE``."""
+    h, w = np.shape(plane)[:2]
+    return h * w < MIN_PIXELS or min(h, w) < MIN_SIDE

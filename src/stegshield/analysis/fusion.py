@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import DetectionResult, split_channels
+from .base import DetectionResult, split_channels, too_small
 from .cnn.calibration import max_tile_result, tail_slope
 from .cnn.tiling import score_tiles
 from .linear import (
@@ -201,7 +201,10 @@ class FusedDetector:
 
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Scan ``image`` (uint8 H×W or H×W×C) tile by tile, as the CNN does."""
-        maps = [self.plane_map(p) for p in split_channels(image)]
+        planes = split_channels(image)
+        if too_small(planes[0]):
+            return DetectionResult.undecided()
+        maps = [self.plane_map(p) for p in planes]
         return max_tile_result(maps, self.tail_slope, self.calibration)
 
 

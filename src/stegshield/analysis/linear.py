@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Calibration, DetectionResult, split_channels
+from .base import Calibration, DetectionResult, split_channels, too_small
 
 __all__ = [
     "LINEAR_DIR",
@@ -298,6 +298,8 @@ class LinearDetector:
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Score ``image`` (H×W or H×W×C ``uint8``)."""
         planes = split_channels(image)
+        if too_small(planes[0]):
+            return DetectionResult.undecided()
         logits = [self.logit_of_plane(p) for p in planes]
         finite = [v for v in logits if math.isfinite(v)]
         raw = float(np.mean(finite)) if finite else float("nan")

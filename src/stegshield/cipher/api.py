@@ -21,14 +21,13 @@ from ..imaging import (
     DEFAULT_MAX_PIXELS,
     ImageError,
     LoadedImage,
-    OutputExistsError,
     atomic_write,
     check_not_input,
     encode_image,
     open_image,
     output_format,
 )
-from ..imaging.io import LOSSY_EXTENSIONS
+from ..imaging.io import LOSSY_EXTENSIONS, MAX_PIXELS_HINT, already_exists
 from .errors import CipherError, CipherFormatError, CipherIntegrityError, WrongKeyError
 from .header import (
     CHANNELS,
@@ -209,7 +208,7 @@ def _read_source(source: PathLike | bytes, max_pixels: int) -> bytes:
         size = os.stat(source).st_size
         if size > 5 * max_pixels + (1 << 20):
             raise ImageError(f"{source}: file too large for the pixel limit of {max_pixels:,} "
-                             "(raise it with --max-pixels)")
+                             f"{MAX_PIXELS_HINT}")
         return Path(source).read_bytes()
     except OSError as exc:
         raise ImageError(f"{source}: cannot open: {exc.strerror or exc}") from exc
@@ -246,7 +245,7 @@ def read_cipher_image(source: PathLike | bytes,
         raise CipherIntegrityError(f"{label}: the cipher-image size does not match its header")
     if w * h > max_pixels:
         raise ImageError(f"{label}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-                         f"{max_pixels:,} (raise it with --max-pixels)")
+                         f"{max_pixels:,} {MAX_PIXELS_HINT}")
     try:
         pixels = decode_stored_png(data, chunks)  # our own files: no filter, stored deflate
     except PngChunkError as exc:
@@ -286,7 +285,7 @@ def check_output(source: PathLike | bytes | LoadedImage, output: PathLike, force
     if not isinstance(source, bytes | bytearray | LoadedImage):
         check_not_input(output, [("input image", source)])
     if Path(output).exists() and not force:
-        raise OutputExistsError(f"{output}: already exists (use --force to replace it)")
+        raise already_exists(output)
 
 
 def encrypt_image(image: PathLike | bytes | LoadedImage, *, password: bytes | None = None,
@@ -342,7 +341,7 @@ def decrypt(cipher: PathLike | bytes | tuple[np.ndarray, CipherHeader], output: 
         check_output(cipher, output, force)
         cipher = read_cipher_image(cipher, max_pixels)
     elif Path(output).exists() and not force:
-        raise OutputExistsError(f"{output}: already exists (use --force to replace it)")
+        raise already_exists(output)
     fmt = output_format(output, cipher[1].mode)
     dec = decrypt_image(cipher, password=password, key=key)
     atomic_write(output, encode_image(dec.pixels, dec.mode, fmt), force=force)

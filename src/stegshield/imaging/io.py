@@ -47,6 +47,12 @@ class OutputExistsError(ImageError):
     """The output exists and ``force`` was not given."""
 
 
+def already_exists(path: str | os.PathLike[str]) -> OutputExistsError:
+    """The error for an output that exists and may not be replaced."""
+    return OutputExistsError(f"{path}: already exists (replace it with --force, or force=True "
+                             "in Python)")
+
+
 @dataclass
 class LoadedImage:
     """Decoded pixels (uint8 HxW or HxWxC) with their mode and source format."""
@@ -128,6 +134,9 @@ def has_deep_samples(img: Image.Image) -> bool:
     bits = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
     return bits is not None and max(bits if isinstance(bits, tuple) else (bits,)) > 8
 
+
+#: What a size-limit error advises (the server strips it: its clients cannot follow it).
+MAX_PIXELS_HINT = "(raise it with --max-pixels, or max_pixels= in Python)"
 
 #: The formats we decode (Pillow would also open ICO/ICNS, which decode an embedded PNG of
 #: any size inside ``Image.open``, before any pixel limit can be checked).
@@ -233,7 +242,7 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int,
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(f"{label}: {w}x{h} = {w * h:,} pixels exceeds the limit of "
-                                 f"{max_pixels:,} (raise it with --max-pixels)")
+                                 f"{max_pixels:,} {MAX_PIXELS_HINT}")
             try:
                 reason = _refusal(img)
                 if reason is None and img.format in ("JPEG", "MPO"):
@@ -452,7 +461,7 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False)
     if not directory.is_dir():
         raise ImageError(f"{path}: directory {directory} does not exist")
     if target.exists() and not force:
-        raise OutputExistsError(f"{path}: already exists (use --force to replace it)")
+        raise already_exists(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
@@ -472,10 +481,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes, force: bool = False)
             try:
                 os.link(tmp, target)  # fails if the target appeared meanwhile: no clobbering
             except FileExistsError as exc:
-                raise OutputExistsError(f"{path}: already exists (use --force)") from exc
+                raise already_exists(path) from exc
             except OSError:
                 if target.exists():
-                    raise OutputExistsError(f"{path}: already exists (use --force)") from None
+                    raise already_exists(path) from None
                 os.replace(tmp, target)  # filesystems without hard links
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -508,5 +517,5 @@ def save_image(path: str | os.PathLike[str], pixels: np.ndarray, mode: str,
     """Save ``pixels`` losslessly to ``path`` (format from the extension), atomically."""
     fmt = output_format(path, mode)
     if Path(path).exists() and not force:
-        raise OutputExistsError(f"{path}: already exists (use --force to replace it)")
+        raise already_exists(path)
     atomic_write(path, encode_image(pixels, mode, fmt), force=force)

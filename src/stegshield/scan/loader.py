@@ -23,6 +23,7 @@ from PIL import Image
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, has_deep_samples, webp_is_lossy
 from ..imaging.io import (
     MAX_JPEG_SCANS,
+    MAX_PIXELS_HINT,
     OPEN_FORMATS,
     is_multi_frame,
     jpeg_scans,
@@ -118,7 +119,7 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
             w, h = img.size
             if w * h > max_pixels:
                 raise ImageError(f"{w}x{h} = {w * h:,} pixels exceeds the limit of "
-                                 f"{max_pixels:,} (raise it with --max-pixels)")
+                                 f"{max_pixels:,} {MAX_PIXELS_HINT}")
             fmt = img.format or "?"
             if fmt in ("JPEG", "MPO") and jpeg_scans(data) > MAX_JPEG_SCANS:
                 raise ImageError(f"a JPEG with more than {MAX_JPEG_SCANS} scans (a normal one "

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ..analysis.base import MIN_PIXELS, MIN_SIDE
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError
 from ..runtime import tune_malloc
 from .loader import IMAGE_EXTENSIONS, ScanImage, load_for_scan
@@ -49,9 +50,6 @@ __all__ = [
     "scan_paths",
 ]
 
-#: Images with fewer pixels than this (or a side under MIN_SIDE) are too small to judge.
-MIN_PIXELS = 64 * 64
-MIN_SIDE = 16
 VERDICTS = ("clean", "suspicious", "alert", "too_small", "error")
 #: Longest side of report thumbnails, in pixels.
 THUMB_SIDE = 256

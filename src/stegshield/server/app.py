@@ -47,6 +47,7 @@ from ..imaging import (
     open_image,
     output_format,
 )
+from ..imaging.io import MAX_PIXELS_HINT
 from ..runtime import tune_malloc
 from ..scan.scanner import Scanner, ScanOptions, ScanResult
 from ..scan.suite import DETECTOR_CHOICES, SuiteError
@@ -112,7 +113,7 @@ class ApiError(Exception):
 
 def _no_cli_hint(message: str) -> str:
     """``message`` without the command-line advice an API client cannot follow."""
-    return message.replace(" (raise it with --max-pixels)", "").replace(
+    return message.replace(" " + MAX_PIXELS_HINT, "").replace(
         " (lower --max-pixels)", "")
 
 

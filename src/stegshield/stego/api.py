@@ -11,7 +11,6 @@ from ..crypto.container import Payload
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..imaging import (
     DEFAULT_MAX_PIXELS,
-    OutputExistsError,
     atomic_write,
     check_not_input,
     encode_image,
@@ -19,6 +18,7 @@ from ..imaging import (
     output_format,
     probe_image,
 )
+from ..imaging.io import already_exists
 from .embed import (
     DEFAULT_RATE,
     MAX_RATE,
@@ -74,7 +74,7 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
     """
     check_not_input(output, [("cover image", cover)])
     if Path(output).exists() and not force:
-        raise OutputExistsError(f"{output}: already exists (use --force to replace it)")
+        raise already_exists(output)
     info = probe_image(cover, max_pixels)
     fmt = output_format(output, info.mode)  # refuse a lossy output before any work
     shape = (info.height, info.width)

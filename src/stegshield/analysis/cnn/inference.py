@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from ...runtime import tune_malloc
-from ..base import Calibration, DetectionResult, split_channels
+from ..base import Calibration, DetectionResult, split_channels, too_small
 from ..photo_calibration import load_photo_calibration
 from .calibration import max_tile_result, tail_slope
 from .model import build_model
@@ -287,5 +287,8 @@ class CNNDetector:
 
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Scan ``image`` (uint8 HxW or HxWxC) tile by tile."""
-        maps = [self.plane_map(p) for p in split_channels(image)]
+        planes = split_channels(image)
+        if too_small(planes[0]):
+            return DetectionResult.undecided()
+        maps = [self.plane_map(p) for p in planes]
         return max_tile_result(maps, self.tail_slope, self.calibration)

@@ -51,7 +51,7 @@ from typing import Literal
 import numpy as np
 from scipy.special import gammaincc
 
-from ..base import Calibration, DetectionResult, split_channels
+from ..base import Calibration, DetectionResult, split_channels, too_small
 
 __all__ = [
     "ChiSquareDetector",
@@ -287,6 +287,8 @@ class ChiSquareDetector:
     def detect(self, image: np.ndarray) -> DetectionResult:
         """Detect (sequential) LSB replacement; see the class docstring."""
         planes = split_channels(image)
+        if too_small(planes[0]):
+            return DetectionResult.undecided()
         sc = self.scan(image)
         tiles = (
             _tile_pvalues(planes, self.tile, self.min_pair_count, self.statistic)
