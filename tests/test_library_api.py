@@ -109,3 +109,19 @@ def test_one_base_class_catches_every_refusal(tmp_path: Path) -> None:
                  lambda: build_suite("nonsense")):
         with pytest.raises(StegshieldError):
             call()
+
+
+def test_hide_report_carries_the_warnings_the_cli_prints(tmp_path: Path) -> None:
+    """A library caller got no word of a lossy cover, dropped metadata or a high rate."""
+    from PIL import Image
+
+    jpg = tmp_path / "c.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation
+    Image.fromarray(natural_like(96, 96, 3)).save(jpg, quality=95, exif=exif)
+    rep = api.hide(jpg, tmp_path / "s.png", Payload(b"x"), b"pw", kdf=TEST_KDF, rate=0.3)
+    text = " ".join(rep.notes)
+    assert "JPEG-compressed" in text and "EXIF" in text and "rate 0.3" in text
+    save_image(tmp_path / "c.png", natural_like(96, 96, 3), "RGB")
+    assert api.hide(tmp_path / "c.png", tmp_path / "s2.png", Payload(b"x"), b"pw",
+                    kdf=TEST_KDF).notes == ()

@@ -116,18 +116,11 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
     cover_info = probe_image(cover, max_pixels)
     output_format(output, cover_info.mode)  # e.g. .jpg or a gray WebP: refused, exit 2
     pw = get_password(password, confirm=True, stdin_busy=stdin_busy)
-    if rate > DEFAULT_RATE:
-        warn(f"rate {rate:g} is above the default {DEFAULT_RATE:g}: the stego image is easier "
-             "to detect")
-    if cover_info.lossy_source:
-        kind = {"WEBP": "lossy WebP", "TIFF": "lossy TIFF"}.get(cover_info.format, "JPEG")
-        warn(f"the cover was {kind}-compressed: decompressed {kind} pixels with ±1 changes "
-             "can be detected by compatibility analysis; prefer never-compressed covers")
-    if cover_info.metadata:
-        warn(f"the stego image does not carry the cover's {', '.join(cover_info.metadata)}")
     from .runtime import tune_malloc
     from .stego import api
 
+    for note in api.hide_notes(cover_info, rate):
+        warn(note)
     tune_malloc()
     report = api.hide(cover, output, payload, pw, rate=rate, cost=cost, force=force,
                       max_pixels=max_pixels, compress=not no_compress)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..crypto.container import Payload
 from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..imaging import (
     DEFAULT_MAX_PIXELS,
+    ImageInfo,
     atomic_write,
     check_not_input,
     encode_image,
@@ -61,6 +62,22 @@ def capacity(cover: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Capacity:
     )
 
 
+def hide_notes(info: ImageInfo, rate: float) -> tuple[str, ...]:
+    """What a user should know before hiding in a cover described by ``info`` at ``rate``."""
+    notes = []
+    if rate > DEFAULT_RATE:
+        notes.append(f"rate {rate:g} is above the default {DEFAULT_RATE:g}: the stego image is "
+                     "easier to detect")
+    if info.lossy_source:
+        kind = {"WEBP": "lossy WebP", "TIFF": "lossy TIFF"}.get(info.format, "JPEG")
+        notes.append(f"the cover was {kind}-compressed: decompressed {kind} pixels with ±1 "
+                     "changes can be detected by compatibility analysis; prefer "
+                     "never-compressed covers")
+    if info.metadata:
+        notes.append(f"the stego image does not carry the cover's {', '.join(info.metadata)}")
+    return tuple(notes)
+
+
 def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *,
          rate: float = DEFAULT_RATE, cost: str = "hill", force: bool = False,
          max_pixels: int = DEFAULT_MAX_PIXELS, kdf: KdfParams = DEFAULT_KDF,
@@ -68,7 +85,8 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
     """Hide ``payload`` in the image ``cover`` and write the stego image to ``output``.
 
     The output format follows ``output``'s extension and must be lossless. The cover is never
-    modified; ``output`` is written atomically and only replaced when ``force`` is set.
+    modified; ``output`` is written atomically and only replaced when ``force`` is set. The
+    report's ``notes`` say what the command line warns about (:func:`hide_notes`).
     Pipeline: the header gives the shape, so both Argon2id derivations and the numba start-up
     run on other threads while the cover decodes (Pillow and argon2-cffi drop the GIL).
     """
@@ -89,7 +107,7 @@ def hide(cover: PathLike, output: PathLike, payload: Payload, password: bytes, *
                                      rate=rate, cost=cost)
     del maps
     atomic_write(output, encode_image(stego, img.mode, fmt), force=force)
-    return report
+    return replace(report, notes=hide_notes(info, rate))
 
 
 def reveal(stego: PathLike | bytes, password: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,

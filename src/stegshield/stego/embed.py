@@ -72,6 +72,8 @@ class HideReport:
     changes: int
     rate: float
     cost: str
+    notes: tuple[str, ...] = ()
+    """Warnings: a rate above the default, a lossy cover, metadata the output lacks."""
 
     @property
     def change_rate(self) -> float:
