@@ -205,3 +205,20 @@ def test_rate_distortion_nonuniform(inv_alpha: int, max_ratio: float) -> None:
     bound = _pls_bound(rho, m)
     print(f"alpha=1/{inv_alpha}: D={dist:.1f} bound={bound:.1f} ratio={dist / bound:.3f}")
     assert bound * 0.98 <= dist <= bound * max_ratio
+
+
+def test_native_viterbi_refuses_buffers_it_would_read_past() -> None:
+    """The C kernel indexed its state array by the target byte: a target of 2..255 read
+    outside it; too narrow a table was read past its end."""
+    from stegshield import _native
+
+    n, m = 40, 10
+    rho = np.ones(n)
+    table = np.ones((2, 5), np.uint64)
+    e = np.zeros(n, np.uint8)
+    with pytest.raises(ValueError, match="0 or 1"):
+        _native.viterbi(rho, np.full(m, 7, np.uint8), 3, table, 5, e)
+    narrow = np.ones((2, 3), np.uint64)
+    with pytest.raises(ValueError, match="too few columns"):
+        _native.viterbi(rho, np.zeros(m, np.uint8), 3, narrow, 3, e)
+    assert np.isfinite(_native.viterbi(rho, np.zeros(m, np.uint8), 3, table, 5, e))

@@ -39,6 +39,18 @@ static PyObject *viterbi(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "viterbi: inconsistent buffer sizes");
         goto done;
     }
+    /* the table is indexed by column within a block (up to n / m rounded up) and the target
+       by bit: anything else would read outside the buffers */
+    if (cols < n / m + (n % m != 0)) {
+        PyErr_SetString(PyExc_ValueError, "viterbi: table has too few columns for n / m");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < m; i++) {
+        if (((const uint8_t *)target_b.buf)[i] > 1) {
+            PyErr_SetString(PyExc_ValueError, "viterbi: target bits must be 0 or 1");
+            goto done;
+        }
+    }
     {
         const double *rho = (const double *)rho_b.buf;
         const uint8_t *target = (const uint8_t *)target_b.buf;
