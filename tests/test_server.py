@@ -490,3 +490,47 @@ def test_cross_site_requests_rebinding_and_bad_multipart_are_refused(tmp_path: P
         r = c.post("/v1/scan", content=body,
                    headers={"Content-Type": "multipart/form-data; boundary=b"})
         assert r.status_code == 400 and "closing boundary" in r.json()["detail"]
+
+
+def test_slow_clients_are_cut_off() -> None:
+    """A client sending its headers a byte at a time held its connection for ever (uvicorn
+    has no header timeout), and a stalled upload held its memory: a few hundred of either
+    left the server without file descriptors."""
+    from stegshield.server.protocol import timed_h11
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(_config(body_timeout=0.6)),
+                                           host="127.0.0.1", port=port, log_level="error",
+                                           http=timed_h11(0.6)))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    try:
+        def talk(data: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(data)
+                got = b""
+                while chunk := s.recv(65536):  # until the server closes
+                    got += chunk
+                return got
+
+        t0 = time.perf_counter()
+        assert talk(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ") == b""
+        assert time.perf_counter() - t0 < 4
+        body = (b"--b\r\nContent-Disposition: form-data; name=\"files\"; filename=\"x.png\""
+                b"\r\n\r\n\x89PNG")
+        stalled = talk(b"POST /v1/scan HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                       b"multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
+                       + body)
+        assert stalled.startswith(b"HTTP/1.1 408") and b"not received within" in stalled
+        # a prompt client on a kept-alive connection is served as before
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
+            for _ in range(2):
+                assert c.get("/healthz").status_code == 200
+                time.sleep(0.3)
+    finally:
+        server.should_exit = True
+        thread.join(10)

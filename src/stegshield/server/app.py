@@ -98,6 +98,8 @@ class ServerConfig:
     detector use its shipped thresholds."""
     workers: int = field(default_factory=lambda: max(1, os.cpu_count() or 1))
     kdf: KdfParams = DEFAULT_KDF
+    body_timeout: float = 300.0
+    """Seconds a request body may take to arrive (408 after that)."""
     allowed_hosts: tuple[str, ...] | None = None
     """Host names accepted in the ``Host`` header (``serve`` on loopback: the loopback names,
     so a DNS-rebinding page cannot become same-origin); None accepts any."""
@@ -321,7 +323,8 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         try:
             return await parse_form(request.headers.get("content-type"), request.stream(),
                                     max_bytes=cfg.max_upload_bytes,
-                                    max_parts=cfg.max_files + 16)
+                                    max_parts=cfg.max_files + 16,
+                                    timeout=cfg.body_timeout)
         except FormError as exc:
             raise ApiError(exc.status, str(exc)) from exc
 

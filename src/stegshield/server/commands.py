@@ -75,12 +75,18 @@ def _check_port(host: str, port: int) -> None:
 @click.option("--save-uploads", type=click.Path(file_okay=False, path_type=Path),
               help="Keep a copy of every scanned upload here (named by SHA-256); off by "
               "default: uploads are never written to disk.")
+@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=10.0,
+              show_default=True, help="Seconds a client may take to send a request's line and "
+              "headers (slow clients otherwise hold connections for ever).")
+@click.option("--body-timeout", type=click.FloatRange(min=0.1), default=300.0,
+              show_default=True, help="Seconds a request body may take to arrive (then 408).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
                                                 "debug"]), default="info", show_default=True)
 def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
           max_pixels: int, max_files: int, workers: int | None, detector: str,
           fpr: float | None, threshold: float | None, calibration: Path | None,
-          save_uploads: Path | None, log_level: str) -> None:
+          save_uploads: Path | None, header_timeout: float, body_timeout: float,
+          log_level: str) -> None:
     """Serve the HTTP API and the web page (docs at /docs, health at /healthz)."""
     try:
         import uvicorn
@@ -117,6 +123,7 @@ def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
                        max_files=max_files, max_pixels=max_pixels, detector=detector,
                        fpr=0.01 if fpr is None else fpr, threshold=threshold,
                        save_uploads=save_uploads, calibration=calibration,
+                       body_timeout=body_timeout,
                        # on loopback, only loopback names: no DNS-rebinding page gets in
                        allowed_hosts=(("127.0.0.1", "localhost", "::1", host.strip("[]"))
                                       if _is_loopback(host) else None))
@@ -124,4 +131,7 @@ def serve(host: str, port: int, token_file: Path | None, max_upload_mb: float,
         cfg.workers = workers
     app = create_app(cfg)
     click.echo(f"stegshield: serving on http://{host}:{port}/ (API docs at /docs)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False)
+    from .protocol import timed_h11
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, server_header=False,
+                http=timed_h11(header_timeout))

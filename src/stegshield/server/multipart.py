@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import anyio
 from python_multipart import MultipartParser
 from python_multipart.multipart import parse_options_header
 
@@ -106,8 +107,11 @@ class _Collector:
 
 
 async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], *,
-                     max_bytes: int, max_parts: int = 64) -> FormData:
-    """Parse a multipart body from ``stream``; raise :class:`FormError` on bad input."""
+                     max_bytes: int, max_parts: int = 64,
+                     timeout: float | None = None) -> FormData:
+    """Parse a multipart body from ``stream``; raise :class:`FormError` on bad input, or with
+    status 408 when the whole body takes longer than ``timeout`` seconds (a stalled or
+    trickling upload would otherwise hold its memory and a connection for ever)."""
     ctype, opts = parse_options_header(content_type or "")
     if ctype != b"multipart/form-data" or b"boundary" not in opts:
         raise FormError("expected multipart/form-data", 415)
@@ -118,12 +122,15 @@ async def parse_form(content_type: str | None, stream: AsyncIterator[bytes], *,
     total = 0
     try:
         parser = MultipartParser(opts[b"boundary"], callbacks)  # type: ignore[arg-type]
-        async for chunk in stream:
-            total += len(chunk)
-            if total > max_bytes:
-                raise FormError(f"request too large (limit {max_bytes:,} bytes)", 413)
-            parser.write(chunk)
+        with anyio.fail_after(timeout):
+            async for chunk in stream:
+                total += len(chunk)
+                if total > max_bytes:
+                    raise FormError(f"request too large (limit {max_bytes:,} bytes)", 413)
+                parser.write(chunk)
         parser.finalize()
+    except TimeoutError:
+        raise FormError(f"request body not received within {timeout:g} s", 408) from None
     except FormError:
         raise
     except Exception as exc:  # e.g. a boundary over 256 characters
