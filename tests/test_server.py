@@ -526,6 +526,23 @@ def test_slow_clients_are_cut_off() -> None:
                        b"multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
                        + body)
         assert stalled.startswith(b"HTTP/1.1 408") and b"not received within" in stalled
+        # a response sent before the body is read (here a route that never reads one) left
+        # the body free to trickle for ever, and with it the connection
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            s.sendall(b"POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Length: 1000000000\r\n\r\n")
+            t0, got, closed = time.perf_counter(), b"", False
+            while time.perf_counter() - t0 < 4 and not closed:
+                try:
+                    s.sendall(b"x")
+                    s.settimeout(0.2)
+                    chunk = s.recv(65536)
+                    got, closed = got + chunk, not chunk
+                except TimeoutError:
+                    pass
+                except OSError:
+                    closed = True
+            assert closed, "a trickled body outlived the response"
         # a prompt client on a kept-alive connection is served as before
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
             for _ in range(2):

@@ -221,4 +221,6 @@ def test_native_viterbi_refuses_buffers_it_would_read_past() -> None:
     narrow = np.ones((2, 3), np.uint64)
     with pytest.raises(ValueError, match="too few columns"):
         _native.viterbi(rho, np.zeros(m, np.uint8), 3, narrow, 3, e)
+    with pytest.raises(ValueError, match="inconsistent"):  # 2 * cols * 8 wrapped to 0
+        _native.viterbi(rho, np.zeros(m, np.uint8), 3, np.zeros((0,), np.uint64), 2**60, e)
     assert np.isfinite(_native.viterbi(rho, np.zeros(m, np.uint8), 3, table, 5, e))

@@ -34,8 +34,11 @@ static PyObject *viterbi(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     const Py_ssize_t n = rho_b.len / (Py_ssize_t)sizeof(double);
     const Py_ssize_t m = target_b.len;
+    /* sizes compared by division: 2 * cols * 8 could wrap for a huge cols */
     if (h < 1 || h > 16 || m < 1 || n < m || e_b.len != n || cols < 1 ||
-        table_b.len != (Py_ssize_t)(2 * cols * sizeof(uint64_t))) {
+        rho_b.len % (Py_ssize_t)sizeof(double) != 0 ||
+        table_b.len % (Py_ssize_t)(2 * sizeof(uint64_t)) != 0 ||
+        table_b.len / (Py_ssize_t)(2 * sizeof(uint64_t)) != cols) {
         PyErr_SetString(PyExc_ValueError, "viterbi: inconsistent buffer sizes");
         goto done;
     }

@@ -57,6 +57,7 @@ def png_shortfall(data: bytes) -> tuple[int, int] | None:
         return None
     need = _needed(w, h, depth, colour, interlace)
     inflater = zlib.decompressobj()
+    view = memoryview(data)
     got, pos, seen = 0, 8, False
     try:
         while pos + 8 <= len(data) and got <= need and not inflater.eof:
@@ -64,10 +65,16 @@ def png_shortfall(data: bytes) -> tuple[int, int] | None:
             tag = data[pos + 4:pos + 8]
             if tag == b"IDAT":
                 seen = True
-                buf = data[pos + 8:pos + 8 + n]
-                while buf and got <= need and not inflater.eof:
-                    got += len(inflater.decompress(buf, 1 << 20))
-                    buf = inflater.unconsumed_tail
+                # 64 KiB pieces: unconsumed_tail is a copy, so feeding a whole 90 MB chunk
+                # copied its rest once per MiB inflated (quadratic; our writer makes one IDAT)
+                body = view[pos + 8:pos + 8 + n]
+                for off in range(0, len(body), 1 << 16):
+                    buf: bytes | memoryview = body[off:off + (1 << 16)]
+                    while buf and got <= need and not inflater.eof:
+                        got += len(inflater.decompress(buf, 1 << 20))
+                        buf = inflater.unconsumed_tail
+                    if got > need or inflater.eof:
+                        break
             elif seen or tag == b"IEND":  # the IDAT chunks are consecutive
                 break
             pos += 12 + n

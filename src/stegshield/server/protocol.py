@@ -2,9 +2,10 @@
 
 uvicorn times out idle keep-alive connections but not a client that opens a connection and
 sends its headers a byte at a time (slowloris): each such connection holds a file descriptor
-for ever, and a few hundred of them leave none for real clients. Here a connection that has
-not delivered a complete request line and headers within ``header_timeout`` seconds of
-opening, or of its previous response, is closed.
+for ever, and a few hundred of them leave none for real clients. Here a connection is closed
+when it has not delivered a complete request line and headers within ``header_timeout``
+seconds of opening or of its previous response, or when it is still sending a body
+``header_timeout`` seconds after the response to it went out (nothing reads that body).
 """
 
 from __future__ import annotations
@@ -32,10 +33,22 @@ class _TimedH11(H11Protocol):
 
     def _header_deadline(self) -> None:
         self._header_timer = None
+        if self.transport.is_closing():
+            return
+        their, ours = self.conn.their_state, self.conn.our_state
         # IDLE: no complete request since the timer was armed (one received moves the client
-        # out of IDLE until its response completes, which re-arms the timer)
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        # out of IDLE until its response completes, which re-arms the timer).  SEND_BODY
+        # after our response is complete (a 404, 401, 408 or 413, or a route that never
+        # reads its body): nobody will read the rest, and it may trickle for ever.
+        if their is h11.IDLE or (their is h11.SEND_BODY and ours in (h11.DONE, h11.MUST_CLOSE)):
             self.transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # the end of a body read after our response starts a new cycle: time its headers
+        if (self._header_timer is None and self.conn.their_state is h11.IDLE
+                and not self.transport.is_closing()):
+            self._arm()
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
