@@ -448,3 +448,19 @@ def test_build_covers_rgb_mode(tmp_path):
     assert im.mode == "RGB" and im.size == (128, 128)
     with pytest.raises(ValueError):
         cov.build_covers(tmp_path / "o2", debian=False, scales=(1,))
+
+
+def test_rebuild_inside_the_source_folder_ignores_its_own_tiles(tmp_path):
+    """With --out inside a --from folder, a --force rebuild took the first build's tiles as
+    new photographs, each its own group: tiles of test photos landed in train and val."""
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(3):
+        Image.fromarray(_natural(512, 640, seed=200 + i).astype(np.uint8)).save(src / f"p{i}.png")
+    out = src / "corpus"
+    first = cov.build_covers(out, from_dirs=[src], debian=False, tile=(128,), mode="gray",
+                             scales=(2,))
+    again = cov.build_covers(out, from_dirs=[src], debian=False, tile=(128,), mode="gray",
+                             scales=(2,))
+    assert len(again.sources) == len(first.sources) == 3
+    assert len(again.tiles) == len(first.tiles)

@@ -294,6 +294,11 @@ def test_cli_covers_that_yield_no_tile_fail(tmp_path: Path) -> None:
     r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src)])
     assert r.exit_code == 2 and "no tiles: none of the 3 candidate images" in r.output, r.output
     assert "too_small 3" in r.output and "Traceback" not in r.output
+    # that failed build must not block the next one ("already holds a corpus (0 tiles")
+    Image.fromarray(np.random.default_rng(9).integers(0, 256, (96, 96), np.uint8)).save(
+        src / "s9.png")
+    r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src)])
+    assert "already holds" not in r.output and "none of the 4 candidate" in r.output, r.output
 
 
 def test_cli_covers_reports_fetch_failures_without_verbose(

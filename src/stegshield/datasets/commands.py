@@ -173,7 +173,7 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
     if not debian and not from_dirs:
         _fail("nothing to build from: give --from DIR and/or --debian")
     old = _corpus_tiles(out_dir)
-    if old is not None and not force:
+    if old and not force:  # an empty one is a failed build: rebuilding loses nothing
         _fail(f"{out_dir}: already holds a corpus ({len(old)} tiles in manifest.jsonl; "
               "use --force to rebuild it, or choose another --out)")
     try:
