@@ -197,7 +197,17 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
         run(_cfg(tmp_path, "part", rates=[0.1]))
     r = CliRunner().invoke(train, [*base, "--out", str(tmp_path / "part"), "--tile", "32"])
     assert r.exit_code == 2 and "training stopped:" in r.output and "other settings" in r.output
-    assert run(_cfg(tmp_path, "part", epochs=3))["epoch"] == 3  # more epochs: allowed
+    # another corpus was resumed silently (validation on other photographs chose "best")
+    import shutil
+
+    other = tmp_path / "other_corpus"
+    shutil.copytree(_cfg(tmp_path, "part").covers, other)
+    with pytest.raises(ValueError, match=r"other settings \(covers "):
+        run(_cfg(tmp_path, "part", covers=str(other)))
+    same = _cfg(tmp_path, "part")  # the same folder spelt otherwise is the same corpus
+    from dataclasses import replace
+
+    assert run(replace(same, covers=same.covers + "/", epochs=3))["epoch"] == 3
 
 
 def test_algorithm_curriculum_and_group_weights() -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -89,10 +90,10 @@ class TrainConfig:
 
 #: Settings that define a run: resuming with other values would silently mix two runs (the
 #: budget, patience, device and worker settings may change between sessions).
-RUN_SETTINGS = ("arch", "arch_config", "init", "stego", "algorithms", "rates", "stage_epochs",
-                "early_algorithms", "alg_stage_epochs", "group_balance", "val_rates",
-                "batch_pairs", "lr", "weight_decay", "warmup_steps", "crop", "train_tiles",
-                "val_tile", "limit", "seed", "epoch_repeats")
+RUN_SETTINGS = ("arch", "arch_config", "init", "covers", "stego", "algorithms", "rates",
+                "stage_epochs", "early_algorithms", "alg_stage_epochs", "group_balance",
+                "val_rates", "batch_pairs", "lr", "weight_decay", "warmup_steps", "crop",
+                "train_tiles", "val_tile", "limit", "seed", "epoch_repeats")
 
 
 class _StopFlag:
@@ -144,8 +145,20 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
     """Raise ``ValueError`` naming the settings that differ from the checkpoint's run."""
     now = json.loads(json.dumps(asdict(cfg)))
     was = json.loads(json.dumps(saved))
-    diff = [f"{k} {was[k]!r} -> {now[k]!r}" for k in RUN_SETTINGS
-            if k in was and was[k] != now[k]]
+
+    def same_path(a: Any, b: Any) -> bool:  # "stego/" is "stego", and so is its absolute path
+        return isinstance(a, str) and isinstance(b, str) and (
+            os.path.normpath(a) == os.path.normpath(b) or Path(a).resolve() == Path(b).resolve())
+
+    def same(k: str) -> bool:
+        a, b = was[k], now[k]
+        if k == "covers":
+            return same_path(a, b)
+        if k == "stego" and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            return all(same_path(x, y) for x, y in zip(a, b, strict=True))
+        return bool(a == b)
+
+    diff = [f"{k} {was[k]!r} -> {now[k]!r}" for k in RUN_SETTINGS if k in was and not same(k)]
     if diff:
         raise ValueError(f"{out} holds a run made with other settings ({'; '.join(diff)}): "
                          "rerun with its settings to resume it, or train into another --out")
