@@ -146,6 +146,10 @@ def test_generate_is_deterministic_and_names_match(covers: list[Path], tmp_path:
     # existing sets are skipped unless forced
     again = st.generate_stego(covers, tmp_path / "a", ["lsbr"], rates[:1], progress=False)
     assert again.skipped == ["lsbr/0.2"] and not again.sets
+    # ... but a set made from other covers (another --limit, split or tile) was skipped too,
+    # with exit 0, and evaluate then found pairs missing
+    with pytest.raises(ValueError, match="made from other covers"):
+        st.generate_stego(covers[:2], tmp_path / "a", ["lsbr"], rates[:1], progress=False)
 
 
 def test_flagged_images_are_recorded_but_not_written(tmp_path: Path) -> None:

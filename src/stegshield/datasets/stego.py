@@ -501,23 +501,34 @@ def generate_stego(covers: Sequence[Path], out_dir: str | os.PathLike, algos: Se
                    log: Callable[[str], None] | None = None) -> GenerateSummary:
     """Generate ``OUT/<algo>/<rate>/<name>.png`` for every cover, algorithm and rate.
 
-    A set whose ``manifest.jsonl`` exists is complete and skipped unless ``force``.
-    ``progress=None`` shows a bar when stderr is a terminal.
+    A set whose ``manifest.jsonl`` exists and lists exactly these covers is complete and
+    skipped unless ``force``; one made from other covers (another split, tile size or
+    ``--limit``) raises ``ValueError`` before any work. ``progress=None`` shows a bar when
+    stderr is a terminal.
     """
     from tqdm import tqdm
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    names = {c.stem for c in covers}
     summary = GenerateSummary(out)
     pending: list[tuple[str, Rate]] = []
     for algo in algos:
         for rate in rates:
             d = _set_dir(out, algo, rate)
             if (d / "manifest.jsonl").exists() and not force:
+                had = {r["name"] for r in read_manifest(d / "manifest.jsonl")}
+                if had != names:
+                    extra = sorted(names - had) or sorted(had - names)
+                    raise ValueError(
+                        f"{d}: this set was made from other covers ({len(had)} in its "
+                        f"manifest, {len(names)} now; e.g. {extra[0]!r} in one only): "
+                        "regenerate it with --force, or choose another --out")
                 summary.skipped.append(f"{algo}/{rate.label}")
                 continue
-            d.mkdir(parents=True, exist_ok=True)
             pending.append((algo, rate))
+    out.mkdir(parents=True, exist_ok=True)
+    for algo, rate in pending:
+        _set_dir(out, algo, rate).mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     if pending:
         show = sys.stderr.isatty() if progress is None else progress
