@@ -165,3 +165,22 @@ def test_stego_named_like_a_cover_of_another_size_is_not_paired(tmp_path: Path) 
     assert info["pairs"] == 1 and info["size_mismatch"] == 3
     with pytest.raises(ValueError, match="another tile size"):
         ev.evaluate(["ws"], sorted(small.glob("t[123].png")), sets, progress=False)
+
+
+def test_cli_evaluate_fails_when_no_pair_could_be_scored(tmp_path: Path) -> None:
+    """Every pair failing (unreadable stego) gave a report of dashes and exit 0, and the
+    unreadable files were described as "named like a cover of another size"."""
+    from stegshield.training.commands import evaluate as evaluate_cmd
+
+    covers, stego = tmp_path / "c", tmp_path / "s"
+    covers.mkdir()
+    stego.mkdir()
+    for i in range(3):
+        Image.fromarray(natural_like(64, 64, seed=i)).save(covers / f"t{i}.png")
+        (stego / f"t{i}.png").write_bytes(b"not a png")
+    report = ev.evaluate(["ws"], sorted(covers.glob("*.png")), ev.find_stego_sets([stego]),
+                         progress=False)
+    assert report.sets[0]["size_mismatch"] == 0 and report.results[0]["errors"] == 3
+    r = CliRunner().invoke(evaluate_cmd, ["-d", "ws", "--covers", str(covers), "--stego",
+                                          str(stego), "--quiet"])
+    assert r.exit_code == 2 and "no pair could be scored" in r.output, r.output

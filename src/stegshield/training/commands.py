@@ -88,3 +88,7 @@ def evaluate(detectors: tuple[str, ...], covers_dir: Path, stego_dirs: tuple[Pat
         _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
     if not quiet:
         click.echo(ev.markdown_report(report, title), nl=False)
+    if report.results and not any(r["pairs"] for r in report.results):
+        bad = next((r for r in report.scores if r["error"]), None)
+        _fail("no pair could be scored: every cover or stego image failed" + (
+            f" (e.g. {bad['path']}: {bad['error']})" if bad else ""))

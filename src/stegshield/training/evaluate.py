@@ -276,6 +276,10 @@ class EvaluationReport:
         }
 
 
+def _same_size(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+    return a is None or b is None or a == b
+
+
 def evaluate(detectors: Sequence[str], covers: Sequence[Path], stego_sets: Sequence[StegoSet],
              *, jobs: int = 1, progress: bool | None = None,
              covers_label: str = "") -> EvaluationReport:
@@ -294,9 +298,10 @@ def evaluate(detectors: Sequence[str], covers: Sequence[Path], stego_sets: Seque
     paired: list[list[str]] = []
     for s in stego_sets:
         same_name = sorted(n for n in s.items if n in by_name)
-        # a corpus has tiles of several sizes with the same names: pair only same sizes
+        # a corpus has tiles of several sizes with the same names: pair only same sizes (an
+        # unreadable header is paired, to be reported as the error it is)
         names = [n for n in same_name
-                 if header_size(by_name[n]) == header_size(s.items[n][0])]
+                 if _same_size(header_size(by_name[n]), header_size(s.items[n][0]))]
         paired.append(names)
         set_info.append({"label": s.label, "algo": s.algo, "rate": s.rate, "dir": str(s.root),
                          "target_bps": s.target_bps, "pairs": len(names),
