@@ -329,3 +329,21 @@ def test_cli_cost_choices_match_the_cost_registry() -> None:
     from stegshield.stego.costs import COSTS
 
     assert set(COST_NAMES) == set(COSTS)
+
+
+def test_a_closed_output_pipe_is_an_error_not_found(tmp_path: Path) -> None:
+    """`stegshield scan -r DIR | head -1` exited 1, the code for "hidden data found"."""
+    import subprocess
+    import sys
+
+    from PIL import Image
+
+    for i in range(60):
+        Image.fromarray(natural_like(64, 64, seed=i)).save(tmp_path / f"{i}.png")
+    proc = subprocess.Popen([sys.executable, "-m", "stegshield.cli", "scan", "-r", str(tmp_path),
+                             "--format", "csv"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith(b"path,verdict")
+    proc.stdout.close()  # as `head -1` does
+    err = proc.stderr.read()
+    assert proc.wait(60) == 2 and b"Traceback" not in err, err

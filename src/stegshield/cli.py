@@ -52,7 +52,24 @@ max_pixels_option = click.option(
     help="Refuse images with more pixels than this (decompression-bomb guard).")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group; a closed output pipe (``scan ... | head``) exits 2, an error.
+
+    Click exits 1 on EPIPE, which for ``scan`` and ``reveal`` means "found"."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            import os
+
+            # nothing more reaches the reader; keep the interpreter's final flush quiet
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, sys.stdout.fileno())
+            raise click.exceptions.Exit(EXIT_ERROR) from None
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="stegshield")
 def main() -> None:
     """stegshield: hide sealed data in images, and find data hidden in them.
