@@ -410,3 +410,42 @@ def test_stego_folders_pair_by_stem_size_and_manifest(tmp_path: Path) -> None:
     for i in range(len(ds)):
         x, y, _, _ = ds[(0, i)]
         assert x.shape == y.shape
+
+
+def test_stego_folders_honour_tile_and_limit(tmp_path: Path) -> None:
+    """With --stego, training used the stego of every tile size and every cover: --tile 64
+    trained on 128 px pairs, and --limit 5 on all 33 steps' worth."""
+    import json
+
+    from PIL import Image
+
+    from stegshield.training.data import StegoFolderDataset
+
+    root = tmp_path / "corpus"
+    rows = []
+    rng = np.random.default_rng(0)
+    stego = tmp_path / "stego"
+    stego.mkdir()
+    for size, n in ((32, 6), (48, 6)):
+        (root / "train" / str(size)).mkdir(parents=True)
+        for i in range(n):
+            p = f"train/{size}/s{size}_{i}.png"
+            Image.fromarray(smooth_tile(rng, size)).save(root / p)
+            Image.fromarray(smooth_tile(rng, size)).save(stego / f"s{size}_{i}.png")
+            rows.append({"path": p, "split": "train", "tile": size, "group": f"g{size}{i}"})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    every = StegoFolderDataset(root, [str(stego)], "train", crop=None)
+    assert len(every) == 12
+    ds = StegoFolderDataset(root, [str(stego)], "train", crop=None, tile_sizes=[32], limit=4)
+    assert len(ds) == 4 and all(ds.tiles.images[ci].shape == (32, 32) for ci, _, _ in ds.pairs)
+
+
+def test_an_empty_validation_split_is_refused_before_training(tmp_path: Path) -> None:
+    """It trained a whole epoch first, then stopped with "need both positive and negative
+    examples" and no checkpoint."""
+    from stegshield.training.train import train as run
+
+    root = tile_corpus(tmp_path / "corpus", 32, {"train": 4}, seed=1)
+    with pytest.raises(ValueError, match="validation split has no tiles of 32 px"):
+        run(_cfg(tmp_path, "o", covers=str(root)))
+    assert not (tmp_path / "o" / "log.csv").exists()

@@ -434,10 +434,15 @@ class StegoFolderDataset:
     :class:`PairDataset`; the algorithm id is the index of the stego folder."""
 
     def __init__(self, covers: str | Path, stego_dirs: Sequence[str], split: str | None,
-                 seed: int = 0, crop: int | None = 128) -> None:
+                 seed: int = 0, crop: int | None = 128, *,
+                 tile_sizes: Sequence[int] = (), limit: int | None = None) -> None:
         root = Path(covers)
         has_manifest = (root / "manifest.jsonl").exists()
-        tiles = load_tiles(root, split if has_manifest else None)
+        # covers as the generated pairs take them: --tile sizes of a corpus, --limit per size
+        parts = ([load_tiles(root, split, t, limit) for t in tile_sizes]
+                 if has_manifest and tile_sizes else
+                 [load_tiles(root, split if has_manifest else None, limit=limit)])
+        tiles = TileSet([im for t in parts for im in t.images], [r for t in parts for r in t.rows])
         # by stem (stego sets are PNG whatever the cover's format), and a corpus has tiles
         # of several sizes under one name: the pair is the cover of the stego file's size
         by_stem: dict[str, list[int]] = {}

@@ -207,7 +207,11 @@ def _train_tiles(cfg: TrainConfig) -> TileSet:
 def _val_tiles(cfg: TrainConfig) -> TileSet:
     root = Path(cfg.covers)
     if (root / "manifest.jsonl").exists():
-        return load_tiles(root, "val", cfg.val_tile, cfg.limit)
+        tiles = load_tiles(root, "val", cfg.val_tile, cfg.limit)
+        if not tiles.images:  # found only after a whole epoch, as "need both ... examples"
+            raise ValueError(f"{root}: the validation split has no tiles of {cfg.val_tile} px "
+                             "(too few source photographs for three splits?)")
+        return tiles
     raise ValueError("validation needs a corpus folder with manifest.jsonl (split by source)")
 
 
@@ -444,7 +448,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.stego:
         from .data import StegoFolderDataset
 
-        train_ds: Any = StegoFolderDataset(cfg.covers, cfg.stego, "train", cfg.seed, cfg.crop)
+        train_ds: Any = StegoFolderDataset(cfg.covers, cfg.stego, "train", cfg.seed, cfg.crop,
+                                           tile_sizes=cfg.train_tiles, limit=cfg.limit)
     else:
         train_ds = PairDataset(_train_tiles(cfg), cfg.algorithms, cfg.rates, cfg.seed, cfg.crop,
                                cfg.stage_epochs, early_algorithms=cfg.early_algorithms,
