@@ -347,3 +347,19 @@ def test_a_closed_output_pipe_is_an_error_not_found(tmp_path: Path) -> None:
     proc.stdout.close()  # as `head -1` does
     err = proc.stderr.read()
     assert proc.wait(60) == 2 and b"Traceback" not in err, err
+
+
+def test_ctrl_c_exits_130_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C in `dataset stego` printed "Aborted!" and exited 1, the code for "found"."""
+    from stegshield.datasets import stego as stego_mod
+
+    def interrupted(*a: object, **k: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stego_mod, "generate_stego", interrupted)
+    covers = tmp_path / "c"
+    covers.mkdir()
+    Image.fromarray(natural_like(64, 64)).save(covers / "a.png")
+    r = CliRunner().invoke(main, ["dataset", "stego", "--covers", str(covers), "--out",
+                                  str(tmp_path / "s"), "--algo", "lsbm", "--rate", "0.4"])
+    assert r.exit_code == 130 and "interrupted" in r.output, r.output

@@ -586,6 +586,10 @@ def test_calibrate_corpus_and_weighted_quantiles(tmp_path: Path,
     calibrate.main(["--corpus", str(tmp_path), "--splits", "test", "--evaluate"])
     report = json.loads(capsys.readouterr().out)["classical"]
     assert report["n"] == 1 and report["groups"] == 1 and len(report["evaluation"]) == 9
+    # a tile size the corpus lacks measured nothing and exited 0 with "n": 0
+    with pytest.raises(SystemExit) as exc:
+        calibrate.main(["--corpus", str(tmp_path), "--splits", "test", "--tile", "256"])
+    assert exc.value.code == 2 and "no images to measure" in capsys.readouterr().err
 
 
 def test_worker_processes_share_the_cores(monkeypatch: pytest.MonkeyPatch) -> None:

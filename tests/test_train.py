@@ -184,6 +184,8 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
             (["--batch-pairs", "0"], "0"),
             (["--epochs", "0"], "0"),
             (["--tile", "64", "--crop", "64"], "the corpus has tiles of 32 px"),
+            (["--crop", "48"], "--crop 48 is larger than --tile 32"),  # was accepted
+            (["--group-balance", "-2"], "-2"),  # was accepted (nan too)
             (["--out", str(tmp_path / "afile")], "not a folder")):
         args = [*base, "--out", str(tmp_path / "o"), *extra]
         r = CliRunner().invoke(train, args)

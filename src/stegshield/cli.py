@@ -53,13 +53,17 @@ max_pixels_option = click.option(
 
 
 class _Main(click.Group):
-    """The command group; a closed output pipe (``scan ... | head``) exits 2, an error.
+    """The command group; a closed output pipe (``scan ... | head``) exits 2, an error, and
+    Ctrl-C exits 130 (128 + SIGINT), as ``train`` and ``scan`` do on their own.
 
-    Click exits 1 on EPIPE, which for ``scan`` and ``reveal`` means "found"."""
+    Click exits 1 on both, which for ``scan`` and ``reveal`` means "found"."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.echo("stegshield: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
         except BrokenPipeError:
             import os
 

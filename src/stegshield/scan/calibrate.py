@@ -213,6 +213,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             items += corpus_images(c, args.splits.split(","), args.tile, args.photos)
         except (OSError, ValueError, KeyError) as exc:
             ap.exit(2, f"stegshield.scan.calibrate: {c}: not a cover corpus ({exc})\n")
+    if not items:  # a wrong --tile or --splits, or folders without images: nothing measured
+        ap.exit(2, "stegshield.scan.calibrate: no images to measure (check the folders, "
+                   "--tile and --splits)\n")
     if args.limit and len(items) > args.limit:
         items = random.Random(args.seed).sample(items, args.limit)
     if args.fit:  # never over one of the measured images, nor over a file without --force

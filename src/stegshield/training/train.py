@@ -498,8 +498,12 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         if state.get("budget_spent") and (cfg.max_minutes is None
                                           or 60.0 * cfg.max_minutes > state["elapsed"]):
             state["done"] = state["budget_spent"] = False  # a larger budget: go on
-        print(f"resuming: {state['epoch']} of {cfg.epochs} epochs done; epoch "
-              f"{state['epoch'] + 1} from step {state['step_in_epoch']}")
+        if state["epoch"] >= cfg.epochs or state.get("done"):
+            print(f"resuming: the run is finished ({state['epoch']} of {cfg.epochs} epochs; "
+                  "raise --epochs or --max-minutes to go on)")
+        else:
+            print(f"resuming: {state['epoch']} of {cfg.epochs} epochs done; epoch "
+                  f"{state['epoch'] + 1} from step {state['step_in_epoch']}")
     log_path = out / "log.csv"
     fields = ["epoch", "global_step", "lr", "rates", "train_loss", "train_acc", "val_loss",
               "val_acc", "val_auc", "val_pe", "val_auc_by_alg", "seconds"]

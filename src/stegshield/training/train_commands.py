@@ -16,7 +16,8 @@ def _floats(text: str) -> list[float]:
 
 
 def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algorithms: str,
-                      early_algorithms: str, rates: str, linear_probe: bool, tile: int) -> dict:
+                      early_algorithms: str, rates: str, linear_probe: bool, tile: int,
+                      crop: int | None = None) -> dict:
     """Refuse bad ``train`` arguments with one line each (they surfaced as tracebacks from
     deep inside training); returns the parsed ``--arch-config``."""
     from ..cli_support import fail
@@ -29,6 +30,8 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
              (Path(covers) / "manifest.jsonl").read_text().splitlines() if line.strip()}
     if tile not in tiles:
         fail(f"--tile {tile}: the corpus has tiles of {', '.join(map(str, sorted(tiles)))} px")
+    if crop is not None and crop > tile:
+        fail(f"--crop {crop} is larger than --tile {tile}: a crop is cut from a tile")
     if Path(out).exists() and not Path(out).is_dir():
         fail(f"--out {out}: exists and is not a folder")
     try:
@@ -93,7 +96,8 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
                    "--alg-stage-epochs epochs; each later algorithm starts its own payload "
                    "curriculum when it joins.")
 @click.option("--alg-stage-epochs", default=0, show_default=True, type=int)
-@click.option("--group-balance", default=0.0, show_default=True, type=float,
+@click.option("--group-balance", default=0.0, show_default=True,
+              type=click.FloatRange(0.0, 1.0),
               help="Sample tiles with weight 1/(tiles of their source photo)^POWER "
                    "(0 = uniform, 1 = every photo equally).")
 @click.option("--val-group-balance", default=0.5, show_default=True,
@@ -141,7 +145,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
     from ..training.train import train as run
 
     config = _check_train_args(covers, out, arch, arch_config, algorithms, early_algorithms,
-                               rates, linear_probe, tile)
+                               rates, linear_probe, tile, crop)
 
     cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
                       arch_config=config, init=init,
