@@ -451,3 +451,21 @@ def test_an_empty_validation_split_is_refused_before_training(tmp_path: Path) ->
     with pytest.raises(ValueError, match="validation split has no tiles of 32 px"):
         run(_cfg(tmp_path, "o", covers=str(root)))
     assert not (tmp_path / "o" / "log.csv").exists()
+
+
+def test_bad_tiles_are_named(tmp_path: Path) -> None:
+    """A tile of the wrong size stopped training with "all input arrays must have the same
+    shape" (or "Caught ValueError in DataLoader worker process 0"), and a 16-bit tile was
+    clipped to white without a word."""
+    from PIL import Image
+
+    from stegshield.training.data import load_tiles
+
+    root = _corpus(tmp_path / "corpus")
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(root / "train" / "32" / "t1.png")
+    with pytest.raises(ValueError, match=r"t1.png: 20x20 px, but the manifest lists it as a "
+                                         r"tile of 32"):
+        load_tiles(root, "train", 32)
+    Image.fromarray(np.full((32, 32), 4000, np.uint16)).save(root / "train" / "32" / "t1.png")
+    with pytest.raises(ValueError, match=r"t1.png: a I;16 image; tiles must be 8-bit"):
+        load_tiles(root, "train", 32)

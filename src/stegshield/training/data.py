@@ -91,14 +91,26 @@ def load_tiles(root: str | Path, split: str | None = None, tile: int | None = No
     if limit is not None:
         paths, rows = paths[:limit], rows[:limit]
     images = [_read_gray(p) for p in paths]
+    for p, r, im in zip(paths, rows, images, strict=True):
+        size = int(r.get("tile", 0) or 0)
+        if size and im.shape != (size, size):  # a batch of them failed to stack, unnamed
+            raise ValueError(f"{p}: {im.shape[1]}x{im.shape[0]} px, but the manifest lists it "
+                             f"as a tile of {size} px")
     return TileSet(images, rows)
 
 
 def _read_gray(path: Path) -> np.ndarray:
-    with Image.open(path) as im:
-        if im.mode in ("L", "P", "1") or im.mode.startswith("I"):
-            return np.asarray(im.convert("L"), dtype=np.uint8)
-        a = np.asarray(im.convert("RGB"), dtype=np.float64)
+    """A tile as 8-bit gray (colour to BT.601 luma); 16-bit files are refused (clipping them
+    to 255 made a white tile), and every error names the file."""
+    try:
+        with Image.open(path) as im:
+            if im.mode.startswith("I") or im.mode == "F":
+                raise ValueError(f"{path}: a {im.mode} image; tiles must be 8-bit")
+            if im.mode in ("L", "P", "1"):
+                return np.asarray(im.convert("L"), dtype=np.uint8)
+            a = np.asarray(im.convert("RGB"), dtype=np.float64)
+    except (OSError, SyntaxError) as exc:  # Pillow's errors for unreadable files
+        raise ValueError(f"{path}: cannot read the tile ({exc})") from exc
     return np.clip(np.rint(a @ np.array([0.299, 0.587, 0.114])), 0, 255).astype(np.uint8)
 
 

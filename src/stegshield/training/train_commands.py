@@ -179,7 +179,10 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
             res = run(cfg)
         except (ValueError, KeyError, OSError, RuntimeError) as exc:  # what the checks
             # above cannot see: unreadable tiles, a checkpoint of another architecture
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+            msg = str(exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)
+            if msg.startswith("Caught ") and "Original Traceback" in msg:
+                # a data worker's error: its last line names the file, not "Caught ..."
+                msg = msg.rstrip().splitlines()[-1].split(": ", 1)[-1]
             fail(f"training stopped: {msg}")
         if res.get("interrupted"):  # Ctrl-C: the checkpoint is saved, nothing to calibrate
             raise SystemExit(130)
