@@ -200,6 +200,12 @@ def test_cli_stego(covers: list[Path], tmp_path: Path) -> None:
     r = runner.invoke(dataset, ["stego", "--covers", str(covers[0].parent), "--out", str(out),
                                 "--algo", "lsbr", "--rate", "0.1"])
     assert r.exit_code == 0 and "skipped" in r.output
+    # JPEG covers in a plain folder were left out without a word
+    Image.fromarray(natural_like(64, 64)).save(covers[0].parent / "photo.jpg")
+    r = runner.invoke(dataset, ["stego", "--covers", str(covers[0].parent), "--out", str(out),
+                                "--algo", "lsbr", "--rate", "0.1"])
+    assert r.exit_code == 0 and "1 JPEG/WebP file(s)" in r.output and "photo.jpg" in r.output
+    (covers[0].parent / "photo.jpg").unlink()
     for args, msg in ((["--algo", "f5"], "unknown algorithm"), (["--rate", "2"], "bad rate"),
                       (["--split", "test"], "manifest.jsonl")):
         r = runner.invoke(dataset, ["stego", "--covers", str(covers[0].parent), "--out",
@@ -298,6 +304,9 @@ def test_cli_covers_that_yield_no_tile_fail(tmp_path: Path) -> None:
     r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src)])
     assert r.exit_code == 2 and "no tiles: none of the 3 candidate images" in r.output, r.output
     assert "too_small 3" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from",
+                                     str(src), "-v"])  # -v printed only the kept files
+    assert "rejected local:small:s0.png: too_small" in r.output, r.output
     # that failed build must not block the next one ("already holds a corpus (0 tiles")
     Image.fromarray(np.random.default_rng(9).integers(0, 256, (96, 96), np.uint8)).save(
         src / "s9.png")

@@ -115,6 +115,12 @@ def stego(covers_dir: Path, out_dir: Path, algo: str, rates: str, split: str | N
     algos = parse_algos(algo)
     rate_list = parse_rates(rates)
     covers = list_covers(covers_dir, split=split, tile=tile, limit=limit)
+    if not (covers_dir / "manifest.jsonl").exists() and not quiet:
+        lossy = [p for p in covers_dir.iterdir()
+                 if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".webp")]
+        if lossy:  # they were left out without a word
+            _warn(f"{len(lossy)} JPEG/WebP file(s) in {covers_dir} left out (e.g. "
+                  f"{lossy[0].name}): stego sets are made from lossless covers")
     summary = generate_stego(covers, out_dir, algos, rate_list, jobs=jobs, force=force,
                              keep_flagged=keep_flagged, tolerance=tolerance,
                              progress=None if not quiet else False)

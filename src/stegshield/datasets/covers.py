@@ -660,6 +660,9 @@ def build_covers(
         rec["kept"] = True
         kept.append((rec, real))
         say(f"kept {key}")
+    for rec in manifest.sources:  # -v promises a line per source file
+        if not rec["kept"]:
+            say(f"rejected {rec['package']}:{rec['file']}: {rec['reason']}")
 
     for rec in manifest.sources:
         rec["group"] = _root_group(rec["group"])
