@@ -167,6 +167,9 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
 
         if arch != "effnet-lite0":
             raise click.UsageError("--linear-probe needs --arch effnet-lite0")
+        if init not in ("random", "imagenet"):  # the probe always uses the ImageNet weights
+            raise click.UsageError(f"--linear-probe uses the ImageNet weights: drop --init "
+                                   f"{init}")
         info = probe(ProbeConfig(covers=covers, out=out, tile=tile,
                                  stem_stride=int(cfg.arch_config.get("stem_stride", 2)),
                                  norm=str(cfg.arch_config.get("norm", "tf")),
