@@ -63,7 +63,7 @@ calibrate-photos: $(STAMP)
 # of (b) as `--detector pretrained` (see docs/CNN.md).
 train-pretrained: $(STAMP)
 	nice -n 5 $(VENV)/bin/stegshield train --covers .cache/corpus/gray --out out/train/effnet-frozen-tf --arch effnet-lite0 --arch-config '{"stem_stride": 2, "norm": "tf"}' --linear-probe --tile 256 --rates 0.4,0.2 --seed 1 --no-progress
-	nice -n 5 $(VENV)/bin/stegshield train --covers .cache/corpus/gray --out out/train/effnet-ft --arch effnet-lite0 --arch-config '{"stem_stride": 1}' --init imagenet --lr 5e-4 --epochs 5 --rates 0.4,0.2 --stage-epochs 2 --early-algorithms lsbm,lsbr --alg-stage-epochs 1 --group-balance 0.5 --workers 1 --threads 2 --patience 4 --seed 1 --no-progress
+	nice -n 5 $(VENV)/bin/stegshield train --covers .cache/corpus/gray --out out/train/effnet-ft --arch effnet-lite0 --arch-config '{"stem_stride": 1}' --init imagenet --lr 5e-4 --epochs 5 --rates 0.4,0.2 --stage-epochs 2 --early-algorithms lsbm,lsbr --alg-stage-epochs 1 --group-balance 0.5 --workers 1 --threads 2 --patience 4 --seed 1 --scan-tile 256 --no-progress
 	$(MAKE) compare
 	$(PY) scripts/ship_pretrained.py --detector out/train/effnet-ft/detector.safetensors --label "pretrained fine-tuned, stride 1 (b)" --command "make train-pretrained"
 	$(MAKE) calibrate-photos

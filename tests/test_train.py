@@ -469,3 +469,23 @@ def test_bad_tiles_are_named(tmp_path: Path) -> None:
     Image.fromarray(np.full((32, 32), 4000, np.uint16)).save(root / "train" / "32" / "t1.png")
     with pytest.raises(ValueError, match=r"t1.png: a I;16 image; tiles must be 8-bit"):
         load_tiles(root, "train", 32)
+
+
+def test_cli_detector_scans_the_tile_size_it_was_calibrated_on(tmp_path: Path) -> None:
+    """The exported detector always scanned 256 px tiles, with thresholds measured on
+    validation tiles of --tile (64 px, say); and --rates 0.4 still validated at 0.4 and 0.2."""
+    from click.testing import CliRunner
+
+    from stegshield.analysis.cnn.inference import CNNDetector
+    from stegshield.training.train_commands import train
+
+    corpus = _corpus(tmp_path / "corpus")
+    base = ["--covers", str(corpus), "--epochs", "1", "--algorithms", "lsbm", "--rates", "0.4",
+            "--tile", "32", "--crop", "32", "--workers", "0", "--no-progress", "--threads",
+            "1", "--batch-pairs", "4"]
+    r = CliRunner().invoke(train, [*base, "--out", str(tmp_path / "a"), "--val-rates", "0.4"])
+    assert r.exit_code == 0, r.output
+    det = CNNDetector(tmp_path / "a" / "detector.safetensors")
+    assert det.tile == 32 and det.meta["train"]["val_rates"] == [0.4]
+    r = CliRunner().invoke(train, [*base, "--out", str(tmp_path / "b"), "--scan-tile", "64"])
+    assert r.exit_code == 0 and CNNDetector(tmp_path / "b" / "detector.safetensors").tile == 64

@@ -17,7 +17,7 @@ def _floats(text: str) -> list[float]:
 
 def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algorithms: str,
                       early_algorithms: str, rates: str, linear_probe: bool, tile: int,
-                      crop: int | None = None) -> dict:
+                      crop: int | None = None, val_rates: str = "0.4,0.2") -> dict:
     """Refuse bad ``train`` arguments with one line each (they surfaced as tracebacks from
     deep inside training); returns the parsed ``--arch-config``."""
     from ..cli_support import fail
@@ -46,12 +46,13 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
             fail(f"{opt}: unknown algorithm {bad[0]!r}; choose from {', '.join(ALGORITHMS)}")
     if not [a for a in algorithms.split(",") if a.strip()]:
         fail("--algorithms: give at least one algorithm")
-    try:
-        vals = _floats(rates)
-    except ValueError:
-        fail(f"--rates: expected comma-separated numbers, got {rates!r}")
-    if not vals or not all(0 < v <= 1 for v in vals):
-        fail(f"--rates: payloads in bits per pixel, each in (0, 1], got {rates!r}")
+    for opt, text in (("--rates", rates), ("--val-rates", val_rates)):
+        try:
+            vals = _floats(text)
+        except ValueError:
+            fail(f"{opt}: expected comma-separated numbers, got {text!r}")
+        if not vals or not all(0 < v <= 1 for v in vals):
+            fail(f"{opt}: payloads in bits per pixel, each in (0, 1], got {text!r}")
     if not linear_probe:
         from ..analysis.cnn.model import build_model
 
@@ -89,6 +90,12 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
               show_default=True, help="Embedding algorithms mixed in training.")
 @click.option("--rates", default="0.4,0.2,0.1", show_default=True,
               help="Payloads (bpp); the curriculum goes from high to low.")
+@click.option("--val-rates", default="0.4,0.2", show_default=True,
+              help="Payloads (bpp) of the validation pairs that choose the best epoch and "
+                   "calibrate the detector.")
+@click.option("--scan-tile", type=click.IntRange(min=16), default=None,
+              help="Tile size the exported detector scans with  [default: --tile, the size "
+                   "its calibration and thresholds were measured on].")
 @click.option("--stage-epochs", default=3, show_default=True, type=int,
               help="Epochs before the next lower rate joins the mix (0 = all at once).")
 @click.option("--early-algorithms", default="", show_default=True,
@@ -137,7 +144,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
           val_every_algorithm: bool, arch_config: str, init: str,
           linear_probe: bool, batch_pairs: int, lr: float,
           tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
-          limit: int | None, progress: bool) -> None:
+          limit: int | None, progress: bool, val_rates: str, scan_tile: int | None) -> None:
     """Train a steganalysis CNN (resumes from OUT/checkpoint.safetensors), then calibrate it on the
     validation split into OUT/detector.safetensors."""
     from ..cli_support import fail
@@ -145,7 +152,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
     from ..training.train import train as run
 
     config = _check_train_args(covers, out, arch, arch_config, algorithms, early_algorithms,
-                               rates, linear_probe, tile, crop)
+                               rates, linear_probe, tile, crop, val_rates)
 
     cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
                       arch_config=config, init=init,
@@ -155,7 +162,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                       alg_stage_epochs=alg_stage_epochs, group_balance=group_balance,
                       val_group_balance=val_group_balance,
                       val_every_algorithm=val_every_algorithm,
-                      rates=_floats(rates), stage_epochs=stage_epochs, epochs=epochs,
+                      rates=_floats(rates), val_rates=_floats(val_rates),
+                      stage_epochs=stage_epochs, epochs=epochs,
                       batch_pairs=batch_pairs, lr=lr, crop=crop, train_tiles=[tile], val_tile=tile,
                       patience=patience, seed=seed,
                       workers=workers, threads=threads, device=device, limit=limit,
@@ -193,7 +201,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
     if not calibrate:
         click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}): {best}")
         return
-    meta = calibrate_and_export(best, Path(out) / "detector.safetensors", cfg)
+    meta = calibrate_and_export(best, Path(out) / "detector.safetensors", cfg,
+                                tile=scan_tile or cfg.val_tile)
     never = [f for f, t in meta["thresholds"].items() if not math.isfinite(t)]
     if never:
         from ..cli_support import warn
