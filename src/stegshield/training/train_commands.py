@@ -128,7 +128,9 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
 @click.option("--lr", default=2e-3, show_default=True, type=float)
 @click.option("--tile", default=128, show_default=True, type=click.IntRange(min=16),
               help="Corpus tile size used for training and validation.")
-@click.option("--crop", default=128, show_default=True, type=click.IntRange(min=16))
+@click.option("--crop", default=None, type=click.IntRange(min=16),
+              help="Random crops of this size from each tile  [default: 128, or --tile if "
+                   "smaller].")
 @click.option("--patience", default=8, show_default=True, type=int)
 @click.option("--seed", default=1, show_default=True, type=int)
 @click.option("--workers", default=1, show_default=True, type=int)
@@ -143,7 +145,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
           alg_stage_epochs: int, group_balance: float, val_group_balance: float,
           val_every_algorithm: bool, arch_config: str, init: str,
           linear_probe: bool, batch_pairs: int, lr: float,
-          tile: int, crop: int, patience: int, seed: int, workers: int, threads: int,
+          tile: int, crop: int | None, patience: int, seed: int, workers: int, threads: int,
           limit: int | None, progress: bool, val_rates: str, scan_tile: int | None) -> None:
     """Train a steganalysis CNN (resumes from OUT/checkpoint.safetensors), then calibrate it on the
     validation split into OUT/detector.safetensors."""
@@ -153,6 +155,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
 
     config = _check_train_args(covers, out, arch, arch_config, algorithms, early_algorithms,
                                rates, linear_probe, tile, crop, val_rates)
+    crop = crop or min(128, tile)
 
     cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
                       arch_config=config, init=init,
