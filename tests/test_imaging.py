@@ -351,11 +351,13 @@ def test_png_whose_pixel_stream_ends_early_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="truncated PNG"):
         open_image(short)
     probe_image(short)  # the header alone is fine: probing does not inflate
+    with pytest.raises(ImageError, match="truncated PNG"):  # from bytes as from a file
+        open_image(short.read_bytes())
     # Interlaced: complete is accepted and decodes as the array, short is refused
     full = _adam7(a)
     assert np.array_equal(open_image(_png(37, 40, 8, 0, full, 1)).pixels, a)
     with pytest.raises(ImageError, match="truncated PNG"):
-        open_image(_png(37, 40, 8, 0, full[:-30], 1))
+        open_image(_png(37, 40, 8, 0, full[:-3 * 38], 1))  # three rows of the last pass
 
 
 @pytest.mark.parametrize("mode,kw", [("1", {}), ("L", {}), ("P", {"bits": 4}), ("P", {}),

@@ -194,6 +194,18 @@ def truncated_png(got: int, need: int) -> str:
     return f"truncated PNG: its pixel data ends after {got:,} of {need:,} bytes"
 
 
+def png_maybe_filled(img: Image.Image) -> bool:
+    """Whether a decoded PNG may hold rows that Pillow filled in (zeros) because its pixel
+    stream ended early: interlaced, or its last pixel has a zero sample.  Only then is
+    ``png_shortfall`` (a second pass through zlib, as long as decoding) worth running."""
+    if img.format != "PNG":
+        return False
+    if img.info.get("interlace"):
+        return True
+    last = img.getpixel((img.size[0] - 1, img.size[1] - 1))
+    return 0 in last if isinstance(last, tuple) else last == 0
+
+
 def is_multi_frame(img: Image.Image) -> bool:
     """Whether ``img`` has more than one frame or page, without counting them (Pillow counts
     TIFF pages by walking every one: quadratic in a file of many tiny pages)."""
@@ -220,10 +232,8 @@ def _refusal(img: Image.Image) -> str | None:
 
 
 @contextlib.contextmanager
-def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int,
-             complete: bool = False) -> Iterator[Image.Image]:
-    """Open ``source`` lazily and apply the size limit and refusals before any decoding; with
-    ``complete``, also refuse a PNG whose pixel stream ends early (inflates it once)."""
+def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterator[Image.Image]:
+    """Open ``source`` lazily and apply the size limit and refusals before any decoding."""
     label = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
@@ -258,13 +268,6 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int,
                 raise ImageError(f"{label}: corrupt image ({exc})") from exc
             if reason:
                 raise ImageError(f"{label}: {reason}")
-            if complete and img.format == "PNG":
-                pos = fp.tell()
-                fp.seek(0)
-                short = png_shortfall(fp.read())
-                fp.seek(pos)
-                if short:
-                    raise ImageError(f"{label}: {truncated_png(*short)}")
             if img.format == "WEBP":
                 img.info["stegshield.lossy"] = webp_is_lossy(fp)
             elif img.format == "TIFF":
@@ -323,11 +326,12 @@ def open_image(source: str | os.PathLike[str] | bytes,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode an image file (or bytes) into a :class:`LoadedImage`, or raise :class:`ImageError`."""
     label = "<bytes>" if isinstance(source, bytes) else str(source)
-    with _checked(source, max_pixels, complete=True) as img:
+    with _checked(source, max_pixels) as img:
         try:
             bits = _gray_bits(img)  # from the tile list, which load() empties
             metadata = _metadata(img)
             img.load()
+            filled = png_maybe_filled(img)
             fmt, mode = img.format or "?", _mode(img)
             if mode == "LA" and img.mode == "L":  # tRNS grey key: as scaled by the decoder
                 key = int(img.info["transparency"]) * 255 // (2**bits - 1)
@@ -338,6 +342,14 @@ def open_image(source: str | os.PathLike[str] | bytes,
         except Exception as exc:
             raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
         lossy = bool(img.info.get("stegshield.lossy", False))
+    if filled:
+        try:
+            data = source if isinstance(source, bytes) else Path(source).read_bytes()
+        except OSError as exc:
+            raise ImageError(f"{label}: cannot open: {exc.strerror or exc}") from exc
+        short = png_shortfall(data)
+        if short:
+            raise ImageError(f"{label}: {truncated_png(*short)}")
     if arr.dtype != np.uint8:
         raise ImageError(f"{label}: unsupported sample type {arr.dtype}")
     return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt, lossy=lossy,

@@ -27,6 +27,7 @@ from ..imaging.io import (
     OPEN_FORMATS,
     is_multi_frame,
     jpeg_scans,
+    png_maybe_filled,
     truncated_png,
 )
 from ..imaging.png import png_shortfall
@@ -124,9 +125,6 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
             if fmt in ("JPEG", "MPO") and jpeg_scans(data) > MAX_JPEG_SCANS:
                 raise ImageError(f"a JPEG with more than {MAX_JPEG_SCANS} scans (a normal one "
                                  "has a few dozen at most): not decoded, it would take minutes")
-            short = png_shortfall(data) if fmt == "PNG" else None
-            if short:
-                raise ImageError(truncated_png(*short))
             try:
                 # TIFF pages are not counted (Pillow walks them all: quadratic); 0 = several
                 frames = (1 if not is_multi_frame(img) else 0 if fmt == "TIFF"
@@ -145,6 +143,9 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
                     scan.notes.append("16-bit image reduced to 8 bits (data in the low byte "
                                       "is not seen)")
                 img.load()
+                short = png_shortfall(data) if png_maybe_filled(img) else None
+                if short:
+                    raise ImageError(truncated_png(*short))
                 arr = _convert(img, scan)
             except ImageError:
                 raise
