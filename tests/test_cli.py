@@ -363,3 +363,24 @@ def test_ctrl_c_exits_130_not_found(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     r = CliRunner().invoke(main, ["dataset", "stego", "--covers", str(covers), "--out",
                                   str(tmp_path / "s"), "--algo", "lsbm", "--rate", "0.4"])
     assert r.exit_code == 130 and "interrupted" in r.output, r.output
+
+
+def test_ctrl_c_at_the_password_prompt_exits_130(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """click turns Ctrl-C at a prompt into Abort: exit 1, which for reveal means "nothing
+    found for this password"."""
+    import click
+
+    from stegshield import cli_support
+    from stegshield.imaging import save_image
+
+    save_image(tmp_path / "c.png", natural_like(64, 64), "L")
+    monkeypatch.delenv("STEGSHIELD_PASSWORD", raising=False)
+    monkeypatch.setattr(cli_support, "stdin_is_terminal", lambda: True)
+
+    def abort(*a: object, **k: object) -> str:
+        raise click.exceptions.Abort()
+
+    monkeypatch.setattr(cli_support.click, "prompt", abort)
+    r = CliRunner().invoke(main, ["reveal", str(tmp_path / "c.png")])
+    assert r.exit_code == 130 and "interrupted" in r.output, r.output

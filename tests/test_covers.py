@@ -464,3 +464,11 @@ def test_rebuild_inside_the_source_folder_ignores_its_own_tiles(tmp_path):
                              scales=(2,))
     assert len(again.sources) == len(first.sources) == 3
     assert len(again.tiles) == len(first.tiles)
+    # photographs kept inside OUT (--from OUT/photos) are still sources
+    inner = tmp_path / "c2"
+    (inner / "photos").mkdir(parents=True)
+    for p in src.glob("p*.png"):
+        (inner / "photos" / p.name).write_bytes(p.read_bytes())
+    m = cov.build_covers(inner, from_dirs=[inner / "photos"], debian=False, tile=(128,),
+                         mode="gray", scales=(2,))
+    assert len(m.sources) == 3 and len(m.tiles) == len(first.tiles)

@@ -184,3 +184,18 @@ def test_cli_evaluate_fails_when_no_pair_could_be_scored(tmp_path: Path) -> None
     r = CliRunner().invoke(evaluate_cmd, ["-d", "ws", "--covers", str(covers), "--stego",
                                           str(stego), "--quiet"])
     assert r.exit_code == 2 and "no pair could be scored" in r.output, r.output
+
+
+def test_images_too_small_to_judge_are_errors_not_chance(tmp_path: Path) -> None:
+    """48 px covers scored 0.5 everywhere (the detectors' too-small rule) and the report
+    showed AUC 0.500 with exit 0."""
+    covers, stego = tmp_path / "c", tmp_path / "s"
+    covers.mkdir()
+    stego.mkdir()
+    for i in range(4):
+        Image.fromarray(natural_like(48, 48, seed=i)).save(covers / f"t{i}.png")
+        Image.fromarray(natural_like(48, 48, seed=i + 9)).save(stego / f"t{i}.png")
+    report = ev.evaluate(["ws"], sorted(covers.glob("*.png")), ev.find_stego_sets([stego]),
+                         progress=False)
+    assert report.results[0]["pairs"] == 0 and report.results[0]["errors"] == 4
+    assert "too small to judge" in report.scores[0]["error"]

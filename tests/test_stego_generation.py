@@ -327,3 +327,28 @@ def test_cli_covers_reports_fetch_failures_without_verbose(
     r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--debian"])
     assert r.exit_code == 2
     assert "warning: fetch failed" in r.output and "deb.debian.org" in r.output
+
+
+def test_a_set_made_at_another_tile_size_is_not_skipped(tmp_path: Path) -> None:
+    """Corpus tiles of every size share their names: --tile 96 into a set made at --tile 64
+    was 'skipped' with exit 0, and the set kept its 64 px images."""
+    import json
+
+    root = tmp_path / "corpus"
+    rows = []
+    for size in (64, 96):
+        (root / "test" / str(size)).mkdir(parents=True)
+        for i in range(2):
+            rel = f"test/{size}/t{i}.png"
+            Image.fromarray(natural_like(size, size, seed=i)).save(root / rel)
+            rows.append({"path": rel, "split": "test", "tile": size})
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rate = st.parse_rates("0.4")
+    st.generate_stego(st.list_covers(root, tile=64), tmp_path / "s", ["lsbm"], rate,
+                      progress=False)
+    again = st.generate_stego(st.list_covers(root, tile=64), tmp_path / "s", ["lsbm"], rate,
+                              progress=False)
+    assert again.skipped == ["lsbm/0.4"]
+    with pytest.raises(ValueError, match="made from other covers"):
+        st.generate_stego(st.list_covers(root, tile=96), tmp_path / "s", ["lsbm"], rate,
+                          progress=False)

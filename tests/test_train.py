@@ -185,7 +185,9 @@ def test_cli_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
             (["--epochs", "0"], "0"),
             (["--tile", "64", "--crop", "64"], "the corpus has tiles of 32 px"),
             (["--crop", "48"], "--crop 48 is larger than --tile 32"),  # was accepted
-            (["--group-balance", "-2"], "-2"),  # was accepted (nan too)
+            (["--group-balance", "-2"], "-2"),  # was accepted
+            (["--group-balance", "nan"], "not a finite number"),  # passed every range test
+            (["--lr", "nan"], "not a finite number"),
             (["--out", str(tmp_path / "afile")], "not a folder")):
         args = [*base, "--out", str(tmp_path / "o"), *extra]
         r = CliRunner().invoke(train, args)
@@ -489,3 +491,24 @@ def test_cli_detector_scans_the_tile_size_it_was_calibrated_on(tmp_path: Path) -
     assert det.tile == 32 and det.meta["train"]["val_rates"] == [0.4]
     r = CliRunner().invoke(train, [*base, "--out", str(tmp_path / "b"), "--scan-tile", "64"])
     assert r.exit_code == 0 and CNNDetector(tmp_path / "b" / "detector.safetensors").tile == 64
+
+
+def test_resume_compares_the_corpus_folder_not_its_spelling(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relative --covers was compared as spelt: "covers" from another directory (another
+    corpus) resumed, and the same corpus spelt "../covers" was refused."""
+    import shutil
+
+    from stegshield.training.train import train as run
+
+    _corpus(tmp_path / "corpus")
+    (tmp_path / "sub").mkdir()
+    shutil.copytree(tmp_path / "corpus", tmp_path / "sub" / "corpus")
+    monkeypatch.chdir(tmp_path)
+    # stopped after the last step of epoch 1 (2 steps of 4 pairs): resuming that crashed
+    # with UnboundLocalError ('lr'), no batch being left before validation
+    assert run(_cfg(tmp_path, "run", covers="corpus", stop_after_steps=2))["interrupted"]
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(ValueError, match="other settings"):  # sub/corpus: another corpus
+        run(_cfg(tmp_path, "run", covers="corpus"))
+    assert run(_cfg(tmp_path, "run", covers="../corpus"))["epoch"] == 2

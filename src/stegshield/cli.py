@@ -16,6 +16,7 @@ from . import __version__
 from .cli_support import (
     EXIT_ERROR,
     EXIT_FOUND,
+    FiniteFloatRange,
     fail,
     get_password,
     password_option,
@@ -54,15 +55,16 @@ max_pixels_option = click.option(
 
 class _Main(click.Group):
     """The command group; a closed output pipe (``scan ... | head``) exits 2, an error, and
-    Ctrl-C exits 130 (128 + SIGINT), as ``train`` and ``scan`` do on their own.
+    Ctrl-C (also Ctrl-C or Ctrl-D at a password prompt) exits 130 (128 + SIGINT), as
+    ``train`` and ``scan`` do on their own.
 
     Click exits 1 on both, which for ``scan`` and ``reveal`` means "found"."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except KeyboardInterrupt:
-            click.echo("stegshield: interrupted", err=True)
+        except (KeyboardInterrupt, click.exceptions.Abort):  # Abort: Ctrl-C/D at a prompt
+            click.echo("\nstegshield: interrupted", err=True)
             raise click.exceptions.Exit(130) from None
         except BrokenPipeError:
             import os
@@ -98,7 +100,7 @@ def main() -> None:
               help="File to hide.")
 @click.option("--message", "-m", help="Text message to hide.")
 @password_option
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True, max=MAX_RATE),
+@click.option("--rate", type=FiniteFloatRange(min=0, min_open=True, max=MAX_RATE),
               default=DEFAULT_RATE, show_default=True,
               help=f"Payload limit in bits per carrier sample (max {MAX_RATE}). Higher rates are "
               "easier to detect.")

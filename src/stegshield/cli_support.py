@@ -6,6 +6,7 @@ importing the main group (which imports them).
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -41,6 +42,8 @@ def handle_errors(mapping: ErrorMap) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
+            except BrokenPipeError:
+                raise  # the reader left: the command group exits 2 without a message
             except Exception as exc:
                 for types, code in mapping:
                     if isinstance(exc, types):
@@ -55,6 +58,18 @@ def handle_errors(mapping: ErrorMap) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+class FiniteFloatRange(click.FloatRange):
+    """``click.FloatRange`` that also refuses nan and ±inf (nan passes every range test:
+    ``--group-balance nan`` trained, then the same command could not resume)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        rv = super().convert(value, param, ctx)
+        if rv is not None and not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return rv
 
 
 def printable(text: str) -> str:

@@ -19,6 +19,7 @@ import click
 from ..cli_support import (
     EXIT_ERROR,
     EXIT_FOUND,
+    FiniteFloatRange,
     fail,
     get_password,
     handle_errors,
@@ -165,7 +166,7 @@ def decrypt(cipher: Path, output: Path, password: str | None, key_file: Path | N
 @_key_file_option
 @click.option("--salt", metavar="HEX", help="Salt, 32 hex digits (default: random).")
 @click.option("--nonce", metavar="HEX", help="Nonce, 32 hex digits (default: random).")
-@click.option("--alpha", type=click.FloatRange(min=0.0001, max=0.5), default=0.05,
+@click.option("--alpha", type=FiniteFloatRange(min=0.0001, max=0.5), default=0.05,
               show_default=True, help="Significance level of the hypothesis tests.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--strict", is_flag=True, help="Exit 1 when any check fails.")

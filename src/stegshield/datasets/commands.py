@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..cli_support import EXIT_ERROR, F, fail, handle_errors, warn
+from ..cli_support import EXIT_ERROR, F, FiniteFloatRange, fail, handle_errors, warn
 
 _fail, _warn = fail, warn
 
@@ -85,7 +85,7 @@ def dataset() -> None:
               help="Use only the first N covers (by name).")
 @click.option("--jobs", "-j", type=click.IntRange(min=1), default=1, show_default=True,
               help="Worker processes.")
-@click.option("--tolerance", type=click.FloatRange(min=0, max=1), default=0.05,
+@click.option("--tolerance", type=FiniteFloatRange(min=0, max=1), default=0.05,
               show_default=True,
               help="Flag an image whose achieved payload is short of the target by more "
               "than this fraction.")

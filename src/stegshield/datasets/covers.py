@@ -566,15 +566,17 @@ def build_covers(
     # ---- candidates and photo check -------------------------------------------------
     seen_real: set[str] = set()
     passed: list[tuple[dict, str]] = []   # (record, real path) of files passing the checks
-    out_real = os.path.realpath(out) + os.sep
+    # our own tile trees (OUT/<split>/...): never sources, when OUT is inside a --from folder
+    own = tuple(os.path.join(os.path.realpath(out), sp) + os.sep
+                for sp in ("train", "val", "test"))
 
     for pk in pkgs:
         for path, kind in iter_image_files(pk.root, pk.subdirs):
             if kind == "other":
                 continue
             real = os.path.realpath(path)
-            if real.startswith(out_real):
-                continue  # our own tiles (OUT inside a --from folder): never sources
+            if real.startswith(own):
+                continue
             if real in seen_real:
                 continue  # symlink to a file already seen (plasma: every resolution)
             seen_real.add(real)

@@ -510,18 +510,28 @@ def generate_stego(covers: Sequence[Path], out_dir: str | os.PathLike, algos: Se
 
     out = Path(out_dir)
     names = {c.stem for c in covers}
+    sizes: dict[str, tuple[int, int] | None] = {}  # read only when a set exists already
+    if not force and any((_set_dir(out, a, r) / "manifest.jsonl").exists()
+                         for a in algos for r in rates):
+        from ..imaging import header_size
+
+        sizes = {c.stem: header_size(c) for c in covers}
     summary = GenerateSummary(out)
     pending: list[tuple[str, Rate]] = []
     for algo in algos:
         for rate in rates:
             d = _set_dir(out, algo, rate)
             if (d / "manifest.jsonl").exists() and not force:
-                had = {r["name"] for r in read_manifest(d / "manifest.jsonl")}
-                if had != names:
-                    extra = sorted(names - had) or sorted(had - names)
+                rows = read_manifest(d / "manifest.jsonl")
+                had = {r["name"] for r in rows}
+                # a corpus names its tiles of every size alike: compare sizes too
+                resized = [r["name"] for r in rows if r["name"] in sizes and r.get("shape")
+                           and sizes[r["name"]] not in (None, tuple(r["shape"][1::-1]))]
+                if had != names or resized:
+                    extra = resized or sorted(names - had) or sorted(had - names)
                     raise ValueError(
                         f"{d}: this set was made from other covers ({len(had)} in its "
-                        f"manifest, {len(names)} now; e.g. {extra[0]!r} in one only): "
+                        f"manifest, {len(names)} now; e.g. {extra[0]!r} differs): "
                         "regenerate it with --force, or choose another --out")
                 summary.skipped.append(f"{algo}/{rate.label}")
                 continue

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, fail, warn  # noqa: F401
+from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, FiniteFloatRange, fail, warn  # noqa: F401
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, check_not_input
 from .choices import DETECTOR_CHOICES, FORMATS
 from .distributed import ClusterError
@@ -80,10 +80,10 @@ def detector_option(f: Callable[..., Any]) -> Callable[..., Any]:
 
     return _detector(_thorough(wrapper))
 fpr_option = click.option(
-    "--fpr", type=click.FloatRange(min=0, max=0.5, min_open=True), default=None,
+    "--fpr", type=FiniteFloatRange(min=0, max=0.5, min_open=True), default=None,
     help="Target false-positive rate on clean images  [default: 0.01].")
 threshold_option = click.option(
-    "--threshold", type=click.FloatRange(min=0, max=1), default=None,
+    "--threshold", type=FiniteFloatRange(min=0, max=1), default=None,
     help="Alert at score >= T instead of --fpr (score 0.5 = the default --fpr 0.01 threshold; "
     "T is the same as --fpr 0.01*(1-T)/T).")
 calibration_option = click.option(

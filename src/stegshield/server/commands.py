@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..cli_support import FiniteFloatRange
 from ..scan.commands import (
     calibration_option,
     detector_option,
@@ -60,7 +61,7 @@ def _check_port(host: str, port: int) -> None:
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--token-file", type=click.Path(dir_okay=False, exists=True, path_type=Path),
               help=f"Require this API token (else ${TOKEN_ENV} if set; none by default).")
-@click.option("--max-upload-mb", type=click.FloatRange(min=0.01), default=64.0,
+@click.option("--max-upload-mb", type=FiniteFloatRange(min=0.01), default=64.0,
               show_default=True, help="Largest request body accepted.")
 @click.option("--max-pixels", type=click.IntRange(min=1), default=50_000_000,
               show_default=True, help="Largest image accepted (width x height).")
@@ -75,10 +76,10 @@ def _check_port(host: str, port: int) -> None:
 @click.option("--save-uploads", type=click.Path(file_okay=False, path_type=Path),
               help="Keep a copy of every scanned upload here (named by SHA-256); off by "
               "default: uploads are never written to disk.")
-@click.option("--header-timeout", type=click.FloatRange(min=0.1), default=10.0,
+@click.option("--header-timeout", type=FiniteFloatRange(min=0.1), default=10.0,
               show_default=True, help="Seconds a client may take to send a request's line and "
               "headers (slow clients otherwise hold connections for ever).")
-@click.option("--body-timeout", type=click.FloatRange(min=0.1), default=300.0,
+@click.option("--body-timeout", type=FiniteFloatRange(min=0.1), default=300.0,
               show_default=True, help="Seconds a request body may take to arrive (then 408).")
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info",
                                                 "debug"]), default="info", show_default=True)

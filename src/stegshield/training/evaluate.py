@@ -165,6 +165,13 @@ def _score_one(path: Path, names: Sequence[str]) -> dict[str, ImageScore]:
         pixels = img.pixels[..., 0] if img.mode == "LA" else img.pixels
     except Exception as exc:
         return {d: ImageScore(math.nan, math.nan, None, f"unreadable: {exc}") for d in names}
+    from ..analysis.base import MIN_PIXELS, MIN_SIDE, too_small
+
+    if too_small(pixels):  # every detector answers 0.5 there: an AUC of 0.5, not a finding
+        h, w = pixels.shape[:2]
+        why = (f"too small to judge ({w}x{h}; detectors need {MIN_PIXELS:,} pixels and "
+               f"{MIN_SIDE} per side)")
+        return {d: ImageScore(math.nan, math.nan, None, why) for d in names}
     out: dict[str, ImageScore] = {}
     for d in names:
         try:

@@ -141,17 +141,28 @@ def _ignore_sigint(_worker: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path) -> None:
+def _resolved_paths(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's input folders as absolute paths (kept in the checkpoint: a relative
+    ``--covers`` means another folder from another working directory)."""
+    return {"covers": str(Path(cfg.covers).resolve()),
+            "stego": [str(Path(d).resolve()) for d in cfg.stego]}
+
+
+def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path,
+                    saved_paths: dict[str, Any] | None = None) -> None:
     """Raise ``ValueError`` naming the settings that differ from the checkpoint's run."""
     now = json.loads(json.dumps(asdict(cfg)))
     was = json.loads(json.dumps(saved))
+    paths = _resolved_paths(cfg)
 
-    def same_path(a: Any, b: Any) -> bool:  # "stego/" is "stego", and so is its absolute path
+    def same_path(a: Any, b: Any) -> bool:  # checkpoints without resolved paths: by spelling
         return isinstance(a, str) and isinstance(b, str) and (
             os.path.normpath(a) == os.path.normpath(b) or Path(a).resolve() == Path(b).resolve())
 
     def same(k: str) -> bool:
         a, b = was[k], now[k]
+        if k in ("covers", "stego") and saved_paths is not None:
+            return bool(saved_paths.get(k) == paths[k])
         if k == "covers":
             return same_path(a, b)
         if k == "stego" and isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
@@ -462,7 +473,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     blob = load_checkpoint(ckpt) if ckpt.exists() else None
     if blob is not None:  # validate as the run being continued did, so best_auc compares
         saved = blob["state"]["config"]
-        _check_same_run(saved, cfg, out)
+        _check_same_run(saved, cfg, out, blob["state"].get("paths"))
         kept = {k: saved.get(k, legacy) for k, legacy in _VAL_LEGACY.items()}
         for k, v in kept.items():
             if v != getattr(cfg, k):
@@ -486,7 +497,8 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
     state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0,
                              "best_auc": -1.0, "best_epoch": -1, "bad_epochs": 0,
                              "sum_loss": 0.0, "sum_correct": 0.0, "sum_n": 0.0,
-                             "done": False, "elapsed": 0.0, "config": asdict(cfg)}
+                             "done": False, "elapsed": 0.0, "config": asdict(cfg),
+                             "paths": _resolved_paths(cfg)}
     if blob is not None:  # loaded on the CPU: load_state_dict moves model and optimizer state
         model.load_state_dict(blob["model"])
         opt.load_state_dict(blob["opt"])
@@ -498,9 +510,15 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         if state.get("budget_spent") and (cfg.max_minutes is None
                                           or 60.0 * cfg.max_minutes > state["elapsed"]):
             state["done"] = state["budget_spent"] = False  # a larger budget: go on
-        if state["epoch"] >= cfg.epochs or state.get("done"):
+        if state.get("budget_spent"):
+            print(f"resuming: the run spent its time budget ({state['elapsed'] / 60:.1f} min); "
+                  "raise --max-minutes to go on")
+        elif state.get("done"):  # early stopping
+            print(f"resuming: the run ended by early stopping after epoch {state['epoch']} "
+                  "(patience); train into another --out to start over")
+        elif state["epoch"] >= cfg.epochs:
             print(f"resuming: the run is finished ({state['epoch']} of {cfg.epochs} epochs; "
-                  "raise --epochs or --max-minutes to go on)")
+                  "raise --epochs to go on)")
         else:
             print(f"resuming: {state['epoch']} of {cfg.epochs} epochs done; epoch "
                   f"{state['epoch'] + 1} from step {state['step_in_epoch']}")
@@ -548,6 +566,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
 
             it = tqdm(it, total=steps_per_epoch - state["step_in_epoch"],
                       desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        lr = opt.param_groups[0]["lr"]  # no batch left: a run stopped after its last step
         for batch in it:
             elapsed = time.time() - t_start
             lr = _lr_at(state["global_step"], total, cfg,

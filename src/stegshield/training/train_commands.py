@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from ..cli_support import FiniteFloatRange
+
 __all__ = ["models", "train"]
 
 
@@ -80,7 +82,7 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
                    "with --device cuda; 'hide' is then simulated as HILL) or in CPU workers.")
 @click.option("--epoch-repeats", default=1, show_default=True, type=click.IntRange(min=1),
               help="Passes over the training tiles per epoch (validation once per epoch).")
-@click.option("--max-minutes", default=None, type=click.FloatRange(min=0, min_open=True),
+@click.option("--max-minutes", default=None, type=FiniteFloatRange(min=0, min_open=True),
               help="Time budget: the learning-rate schedule ends and training stops with it.")
 @click.option("--calibrate/--no-calibrate", default=True, show_default=True,
               help="Calibrate the best model on the validation split into "
@@ -104,11 +106,11 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
                    "curriculum when it joins.")
 @click.option("--alg-stage-epochs", default=0, show_default=True, type=int)
 @click.option("--group-balance", default=0.0, show_default=True,
-              type=click.FloatRange(0.0, 1.0),
+              type=FiniteFloatRange(0.0, 1.0),
               help="Sample tiles with weight 1/(tiles of their source photo)^POWER "
                    "(0 = uniform, 1 = every photo equally).")
 @click.option("--val-group-balance", default=0.5, show_default=True,
-              type=click.FloatRange(0.0, 1.0),
+              type=FiniteFloatRange(0.0, 1.0),
               help="Validation metrics (and so the best epoch) weigh each tile "
                    "1/(tiles of its source photo)^POWER (0 = every tile, 1 = every photo "
                    "equally).  SGD training only; a resumed run keeps its own.")
@@ -125,7 +127,8 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
                    "(arch effnet-lite0; --tile and --rates apply; stem stride from "
                    "--arch-config, default 2).")
 @click.option("--batch-pairs", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--lr", default=2e-3, show_default=True, type=float)
+@click.option("--lr", default=2e-3, show_default=True,
+              type=FiniteFloatRange(min=0, min_open=True))
 @click.option("--tile", default=128, show_default=True, type=click.IntRange(min=16),
               help="Corpus tile size used for training and validation.")
 @click.option("--crop", default=None, type=click.IntRange(min=16),
@@ -186,7 +189,6 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                                  norm=str(cfg.arch_config.get("norm", "tf")),
                                  algorithms=cfg.algorithms, rates=cfg.rates, seed=seed,
                                  threads=threads, limit=limit, progress=progress))
-        cfg.val_rates = cfg.rates
         res = {"best_epoch": 0, "best_auc": info["val_auc"]}
     else:
         try:
