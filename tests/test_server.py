@@ -136,6 +136,14 @@ def test_hide_reveal_roundtrip(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == "image/png"
     assert int(r.headers["x-stegshield-payload-bytes"]) == 9
+    assert "x-stegshield-notes" not in r.headers  # nothing to warn about
+    # the warnings the command line prints (here: a rate above the default, a JPEG cover)
+    buf = io.BytesIO()
+    Image.fromarray(_cover(3, 160)).save(buf, "JPEG", quality=95)
+    warned = client.post("/v1/hide", files={"image": ("c.jpg", buf.getvalue())},
+                         data={"message": "x", "password": "pw", "rate": "0.3"})
+    notes = warned.headers.get("x-stegshield-notes", "")
+    assert warned.status_code == 200 and "rate 0.3" in notes and "JPEG-compressed" in notes
     stego = r.content
     ok = client.post("/v1/reveal", files={"image": ("s.png", stego)}, data={"password": "pw"})
     assert ok.status_code == 200 and ok.json()["text"] == "meet at 6"

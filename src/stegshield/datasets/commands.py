@@ -120,7 +120,8 @@ def stego(covers_dir: Path, out_dir: Path, algo: str, rates: str, split: str | N
                  if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".webp")]
         if lossy:  # they were left out without a word
             _warn(f"{len(lossy)} JPEG/WebP file(s) in {covers_dir} left out (e.g. "
-                  f"{lossy[0].name}): stego sets are made from lossless covers")
+                  f"{lossy[0].name}): covers are read from PNG, PGM/PPM, BMP and TIFF files "
+                  "(JPEG and WebP are often lossy)")
     summary = generate_stego(covers, out_dir, algos, rate_list, jobs=jobs, force=force,
                              keep_flagged=keep_flagged, tolerance=tolerance,
                              progress=None if not quiet else False)

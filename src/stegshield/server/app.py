@@ -464,10 +464,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         _check_output(name, fmt_key, img.mode)
         stego, report = hide_array(img.pixels, img.mode, payload, password, rate=rate,
                                    cost=cost, kdf=cfg.kdf)
+        from ..stego.api import hide_notes
+
+        # what the command line warns about, in ASCII (a header is Latin-1 at best)
+        notes = "; ".join(hide_notes(img, rate)).replace("±", "+/-")
         return encode_image(stego, img.mode, _HIDE_FORMATS[fmt_key][0]), {
             "payload_bytes": report.payload_bytes, "embedded_bytes": report.embedded_bytes,
             "changes": report.changes, "rate": round(report.rate, 5),
-            "lossy_source": img.lossy_source}
+            "lossy_source": img.lossy_source, **({"notes": notes} if notes else {})}
 
     @app.post("/v1/hide", tags=["stego"], response_class=Response,
               responses={200: {"content": {"image/png": {}}, "description": "stego image"}},

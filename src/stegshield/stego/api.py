@@ -12,6 +12,7 @@ from ..crypto.kdf import DEFAULT_KDF, KdfParams
 from ..imaging import (
     DEFAULT_MAX_PIXELS,
     ImageInfo,
+    LoadedImage,
     atomic_write,
     check_not_input,
     encode_image,
@@ -62,8 +63,9 @@ def capacity(cover: PathLike, max_pixels: int = DEFAULT_MAX_PIXELS) -> Capacity:
     )
 
 
-def hide_notes(info: ImageInfo, rate: float) -> tuple[str, ...]:
-    """What a user should know before hiding in a cover described by ``info`` at ``rate``."""
+def hide_notes(info: ImageInfo | LoadedImage, rate: float) -> tuple[str, ...]:
+    """What a user should know before hiding in a cover described by ``info`` (its header,
+    or the decoded image) at ``rate``."""
     notes = []
     if rate > DEFAULT_RATE:
         notes.append(f"rate {rate:g} is above the default {DEFAULT_RATE:g}: the stego image is "
