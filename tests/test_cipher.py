@@ -646,3 +646,22 @@ def test_numba_cache_is_used_only_where_it_can_be_written(tmp_path: Path) -> Non
         pytest.skip("the unprivileged user cannot read this Python")
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["False", "True"]
+
+
+def test_decrypt_to_webp_never_drops_an_opaque_alpha_channel(tmp_path: Path) -> None:
+    """libwebp stores an RGBA image whose alpha is 255 everywhere as RGB: the decrypted
+    file read back as RGB, not the original RGBA."""
+    src = tmp_path / "in.png"
+    rgba = random_image(16, 16, "RGBA")
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(src)
+    api.encrypt(src, tmp_path / "c.png", key=KEY)
+    with pytest.raises(ImageError, match="fully opaque"):
+        api.decrypt(tmp_path / "c.png", tmp_path / "d.webp", key=KEY)
+    assert not (tmp_path / "d.webp").exists()
+    rgba[0, 0, 3] = 7  # real transparency survives in lossless WebP
+    Image.fromarray(rgba, "RGBA").save(src)
+    api.encrypt(src, tmp_path / "c2.png", key=KEY)
+    api.decrypt(tmp_path / "c2.png", tmp_path / "d2.webp", key=KEY)
+    back = Image.open(tmp_path / "d2.webp")
+    assert back.mode == "RGBA" and np.array_equal(np.asarray(back), rgba)

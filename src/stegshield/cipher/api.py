@@ -344,6 +344,10 @@ def decrypt(cipher: PathLike | bytes | tuple[np.ndarray, CipherHeader], output: 
         raise already_exists(output)
     fmt = output_format(output, cipher[1].mode)
     dec = decrypt_image(cipher, password=password, key=key)
+    if fmt == "WEBP" and dec.mode == "RGBA" and bool((dec.pixels[..., 3] == 255).all()):
+        # libwebp leaves out an alpha channel that is opaque everywhere
+        raise ImageError(f"{output}: WebP would store this fully opaque RGBA image as RGB, "
+                         "not the original; write .png or .tiff")
     atomic_write(output, encode_image(dec.pixels, dec.mode, fmt), force=force)
     hd = dec.header
     return CipherReport(str(output), hd.width, hd.height, hd.mode, hd.deterministic,
