@@ -166,6 +166,9 @@ def test_split_is_deterministic_and_roughly_proportional():
     assert cov.split_for("x", salt="a") in ("train", "val", "test")
     with pytest.raises(ValueError):
         cov.split_for("x", fractions=(0.5, 0.5, 0.5))
+    for bad in ((float("nan"), 0.5, 0.5), (0.5, float("nan"), 0.5)):  # nan passed
+        with pytest.raises(ValueError):
+            cov.split_for("x", fractions=bad)
 
 
 # ---- grouping, licences, reserved packages ---------------------------------------------------

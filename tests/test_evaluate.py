@@ -199,3 +199,18 @@ def test_images_too_small_to_judge_are_errors_not_chance(tmp_path: Path) -> None
                          progress=False)
     assert report.results[0]["pairs"] == 0 and report.results[0]["errors"] == 4
     assert "too small to judge" in report.scores[0]["error"]
+
+
+def test_images_under_a_detectors_own_minimum_are_errors(tmp_path: Path) -> None:
+    """fused judges 128 px tiles: on 100 px images it answered 0.5 everywhere (AUC 0.500,
+    exit 0), though 100 px passes the global too-small rule."""
+    pytest.importorskip("torch")
+    covers, stego = tmp_path / "c", tmp_path / "s"
+    covers.mkdir()
+    stego.mkdir()
+    for i in range(3):
+        Image.fromarray(natural_like(100, 100, seed=i)).save(covers / f"t{i}.png")
+        Image.fromarray(natural_like(100, 100, seed=i + 9)).save(stego / f"t{i}.png")
+    report = ev.evaluate(["fused"], sorted(covers.glob("*.png")), ev.find_stego_sets([stego]),
+                         progress=False)
+    assert report.results[0]["pairs"] == 0 and "too small for fused" in report.scores[0]["error"]

@@ -353,6 +353,19 @@ def test_png_whose_pixel_stream_ends_early_is_refused(tmp_path: Path) -> None:
     probe_image(short)  # the header alone is fine: probing does not inflate
     with pytest.raises(ImageError, match="truncated PNG"):  # from bytes as from a file
         open_image(short.read_bytes())
+    if Path("/dev/fd").is_dir():  # and through a pipe (re-reading the path gave b"")
+        import os
+        import threading
+
+        r, w = os.pipe()
+        writer = threading.Thread(target=lambda: (os.write(w, short.read_bytes()), os.close(w)))
+        writer.start()
+        try:
+            with pytest.raises(ImageError, match="truncated PNG"):
+                open_image(f"/dev/fd/{r}")
+        finally:
+            writer.join()
+            os.close(r)
     # Interlaced: complete is accepted and decodes as the array, short is refused
     full = _adam7(a)
     assert np.array_equal(open_image(_png(37, 40, 8, 0, full, 1)).pixels, a)

@@ -352,3 +352,10 @@ def test_a_set_made_at_another_tile_size_is_not_skipped(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="made from other covers"):
         st.generate_stego(st.list_covers(root, tile=96), tmp_path / "s", ["lsbm"], rate,
                           progress=False)
+    # the same names and sizes in colour (a --rgb corpus of the same photos)
+    rgb = tmp_path / "rgb"
+    rgb.mkdir()
+    for i in range(2):
+        Image.fromarray(natural_like(64, 64, 3, seed=i)).save(rgb / f"t{i}.png")
+    with pytest.raises(ValueError, match="made from other covers"):
+        st.generate_stego(st.list_covers(rgb), tmp_path / "s", ["lsbm"], rate, progress=False)

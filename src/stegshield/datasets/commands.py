@@ -5,6 +5,7 @@ Exit codes as in :mod:`stegshield.cli`: 0 success, 2 error (bad options, input o
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import click
@@ -185,6 +186,8 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
               "use --force to rebuild it, or choose another --out)")
     try:
         fr = tuple(float(p) for p in fractions.split(","))
+        if not all(math.isfinite(f) for f in fr):
+            raise ValueError
     except ValueError:
         raise click.BadParameter(f"expected three numbers, got {fractions!r}",
                                  param_hint="--fractions") from None

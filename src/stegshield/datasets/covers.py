@@ -34,6 +34,7 @@ import contextlib
 import hashlib
 import io
 import json
+import math
 import os
 import time
 from collections import Counter
@@ -393,7 +394,8 @@ def split_for(group: str, fractions: Sequence[float] = (0.70, 0.15, 0.15),
               salt: str = "stegshield-covers-v1") -> str:
     """Deterministic split of a source group: ``sha256(salt + group)`` mapped to [0, 1)
     and cut at the cumulative ``fractions`` (train, val, test)."""
-    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-9 or min(fractions) < 0:
+    if (len(fractions) != 3 or not all(math.isfinite(f) and f >= 0 for f in fractions)
+            or abs(sum(fractions) - 1.0) > 1e-9):  # nan passed the old comparisons
         raise ValueError("fractions must be three non-negative numbers summing to 1")
     d = hashlib.sha256(f"{salt}\x00{group}".encode()).digest()
     u = int.from_bytes(d[:8], "big") / 2.0**64

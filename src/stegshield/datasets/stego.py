@@ -494,6 +494,26 @@ def _process_cover(cover: Path, out: Path, jobs: list[tuple[str, Rate]], toleran
     return rows
 
 
+_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
+
+
+def _cover_shape(path: Path) -> tuple[int, ...] | None:
+    """(width, height, channels) of a cover from its header, as ``open_image`` will decode
+    it (a corpus names gray and colour tiles, and tiles of every size, alike)."""
+    from ..imaging import ImageError, probe_image
+
+    try:
+        info = probe_image(path)
+    except ImageError:
+        return None
+    return (info.width, info.height, _CHANNELS.get(info.mode, 0))
+
+
+def _row_shape(shape: Sequence[int]) -> tuple[int, ...]:
+    """A manifest row's pixel shape (H, W[, C]) as (width, height, channels)."""
+    return (int(shape[1]), int(shape[0]), int(shape[2]) if len(shape) > 2 else 1)
+
+
 def generate_stego(covers: Sequence[Path], out_dir: str | os.PathLike, algos: Sequence[str],
                    rates: Sequence[Rate], *, jobs: int = 1, force: bool = False,
                    keep_flagged: bool = False, tolerance: float = DEFAULT_TOLERANCE,
@@ -510,12 +530,10 @@ def generate_stego(covers: Sequence[Path], out_dir: str | os.PathLike, algos: Se
 
     out = Path(out_dir)
     names = {c.stem for c in covers}
-    sizes: dict[str, tuple[int, int] | None] = {}  # read only when a set exists already
+    sizes: dict[str, tuple[int, ...] | None] = {}  # read only when a set exists already
     if not force and any((_set_dir(out, a, r) / "manifest.jsonl").exists()
                          for a in algos for r in rates):
-        from ..imaging import header_size
-
-        sizes = {c.stem: header_size(c) for c in covers}
+        sizes = {c.stem: _cover_shape(c) for c in covers}
     summary = GenerateSummary(out)
     pending: list[tuple[str, Rate]] = []
     for algo in algos:
@@ -526,7 +544,7 @@ def generate_stego(covers: Sequence[Path], out_dir: str | os.PathLike, algos: Se
                 had = {r["name"] for r in rows}
                 # a corpus names its tiles of every size alike: compare sizes too
                 resized = [r["name"] for r in rows if r["name"] in sizes and r.get("shape")
-                           and sizes[r["name"]] not in (None, tuple(r["shape"][1::-1]))]
+                           and sizes[r["name"]] not in (None, _row_shape(r["shape"]))]
                 if had != names or resized:
                     extra = resized or sorted(names - had) or sorted(had - names)
                     raise ValueError(

@@ -232,13 +232,26 @@ def _refusal(img: Image.Image) -> str | None:
 
 
 @contextlib.contextmanager
-def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterator[Image.Image]:
-    """Open ``source`` lazily and apply the size limit and refusals before any decoding."""
+def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int
+             ) -> Iterator[tuple[Image.Image, IO[bytes]]]:
+    """Open ``source`` lazily and apply the size limit and refusals before any decoding;
+    yields the image and its open file (the one the caller may re-read, never the path)."""
     label = "<bytes>" if isinstance(source, bytes) else str(source)
     try:
         fp = io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")  # noqa: SIM115
     except OSError as exc:
         raise ImageError(f"{label}: cannot open: {exc.strerror or exc}") from exc
+    if not fp.seekable():  # a pipe: read it once (bounded as scan bounds files) into memory
+        limit = 8 * max_pixels + (64 << 20)
+        with fp:
+            try:
+                data = fp.read(limit + 1)
+            except OSError as exc:
+                raise ImageError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+        if len(data) > limit:
+            raise ImageError(f"{label}: more than {limit:,} bytes, too large for the pixel "
+                             f"limit of {max_pixels:,} {MAX_PIXELS_HINT}")
+        fp = io.BytesIO(data)
     with fp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -272,7 +285,7 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int) -> Iterato
                 img.info["stegshield.lossy"] = webp_is_lossy(fp)
             elif img.format == "TIFF":
                 img.info["stegshield.lossy"] = img.info.get("compression") in _LOSSY_TIFF
-            yield img
+            yield img, fp
 
 
 #: TIFF compressions that lose information (WebP inside TIFF may be lossy: assume so).
@@ -326,7 +339,7 @@ def open_image(source: str | os.PathLike[str] | bytes,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Decode an image file (or bytes) into a :class:`LoadedImage`, or raise :class:`ImageError`."""
     label = "<bytes>" if isinstance(source, bytes) else str(source)
-    with _checked(source, max_pixels) as img:
+    with _checked(source, max_pixels) as (img, fp):
         try:
             bits = _gray_bits(img)  # from the tile list, which load() empties
             metadata = _metadata(img)
@@ -342,14 +355,16 @@ def open_image(source: str | os.PathLike[str] | bytes,
         except Exception as exc:
             raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
         lossy = bool(img.info.get("stegshield.lossy", False))
-    if filled:
-        try:
-            data = source if isinstance(source, bytes) else Path(source).read_bytes()
-        except OSError as exc:
-            raise ImageError(f"{label}: cannot open: {exc.strerror or exc}") from exc
-        short = png_shortfall(data)
-        if short:
-            raise ImageError(f"{label}: {truncated_png(*short)}")
+        if filled:  # the bytes just decoded, re-read from the same open file
+            try:
+                fp.seek(0)
+                data = fp.read()
+            except OSError as exc:
+                raise ImageError(f"{label}: cannot read this PNG twice to check that it is "
+                                 "complete (a pipe?); save it to a file first") from exc
+            short = png_shortfall(data)
+            if short:
+                raise ImageError(f"{label}: {truncated_png(*short)}")
     if arr.dtype != np.uint8:
         raise ImageError(f"{label}: unsupported sample type {arr.dtype}")
     return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt, lossy=lossy,
@@ -375,7 +390,7 @@ class ImageInfo:
 def probe_image(source: str | os.PathLike[str] | bytes,
                 max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Read only the header: size, mode and format, with the same refusals as :func:`open_image`."""
-    with _checked(source, max_pixels) as img:
+    with _checked(source, max_pixels) as (img, _):
         return ImageInfo(img.size[0], img.size[1], _mode(img), img.format or "?",
                          bool(img.info.get("stegshield.lossy", False)), _metadata(img))
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..cli_support import FiniteFloatRange
 from .commands import (
     calibration_option,
     check_suite,
@@ -309,7 +310,7 @@ def _print_result(r: ScanResult) -> None:
               "are set).")
 @click.option("--log", "log", type=click.Path(dir_okay=False, path_type=Path),
               help="Append each alert as a JSON line to this file.")
-@click.option("--debounce", type=click.FloatRange(min=0), default=1.0, show_default=True,
+@click.option("--debounce", type=FiniteFloatRange(min=0), default=1.0, show_default=True,
               help="Seconds a file must be quiet (and its size stable) before it is scanned.")
 @click.option("--no-recursive", is_flag=True, help="Watch the top directory only.")
 @click.option("--scan-existing", is_flag=True, help="Also scan the images already there.")

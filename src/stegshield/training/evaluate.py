@@ -175,7 +175,13 @@ def _score_one(path: Path, names: Sequence[str]) -> dict[str, ImageScore]:
     out: dict[str, ImageScore] = {}
     for d in names:
         try:
-            r = _detector(d).detect(pixels)
+            det = _detector(d)
+            side = int(getattr(det, "min_judged_side", 0) or 0)  # fused: 128
+            if min(pixels.shape[:2]) < side:
+                out[d] = ImageScore(math.nan, math.nan, None,
+                                    f"too small for {d} (sides under {side} px are not judged)")
+                continue
+            r = det.detect(pixels)
             pay = None if r.payload_bpp is None else float(r.payload_bpp)
             out[d] = ImageScore(float(r.score), float(r.raw), pay)
         except Exception as exc:  # a detector failing on one image is reported, not fatal

@@ -41,6 +41,8 @@ class ProbeConfig:
     algorithms: list[str] = field(
         default_factory=lambda: ["lsbr", "lsbm", "hill", "suniward", "wow", "hide", "seq-lsb"])
     rates: list[float] = field(default_factory=lambda: [0.4, 0.2])
+    val_rates: list[float] | None = None
+    """Payloads of the validation pairs that choose the ridge strength (None: ``rates``)."""
     stego_per_cover: int = 2
     l2_grid: list[float] = field(default_factory=lambda: [1e-4, 1e-3, 1e-2, 1e-1])
     seed: int = 1
@@ -94,7 +96,8 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float, iters: int = 200
 def _pairs(cfg: ProbeConfig, split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     tiles = load_tiles(cfg.covers, split, cfg.tile, cfg.limit)
     if split == "val":
-        pairs = fixed_pairs(tiles, cfg.algorithms, cfg.rates, cfg.seed + 1000, crop=None)
+        pairs = fixed_pairs(tiles, cfg.algorithms, cfg.val_rates or cfg.rates, cfg.seed + 1000,
+                            crop=None)
         return [p[0] for p in pairs], [p[1] for p in pairs]
     ds = PairDataset(tiles, cfg.algorithms, cfg.rates, cfg.seed, crop=None, augment=False)
     covers = list(tiles.images)

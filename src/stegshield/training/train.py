@@ -169,7 +169,12 @@ def _check_same_run(saved: dict[str, Any], cfg: TrainConfig, out: Path,
             return all(same_path(x, y) for x, y in zip(a, b, strict=True))
         return bool(a == b)
 
-    diff = [f"{k} {was[k]!r} -> {now[k]!r}" for k in RUN_SETTINGS if k in was and not same(k)]
+    def shown(k: str) -> str:
+        if k in ("covers", "stego") and saved_paths is not None:
+            return f"{k} {saved_paths.get(k)!r} -> {paths[k]!r}"  # the folders, resolved
+        return f"{k} {was[k]!r} -> {now[k]!r}"
+
+    diff = [shown(k) for k in RUN_SETTINGS if k in was and not same(k)]
     if diff:
         raise ValueError(f"{out} holds a run made with other settings ({'; '.join(diff)}): "
                          "rerun with its settings to resume it, or train into another --out")
@@ -505,6 +510,7 @@ def _train(cfg: TrainConfig) -> dict[str, Any]:
         torch.set_rng_state(blob["torch_rng"])  # a CPU ByteTensor (never map it to a GPU)
         saved_cfg = blob["state"]["config"]
         state = blob["state"]
+        state.setdefault("paths", _resolved_paths(cfg))  # older checkpoints: from now on
         state["config"] = {**saved_cfg, "epochs": cfg.epochs, "max_minutes": cfg.max_minutes,
                            **{k: getattr(cfg, k) for k in _VAL_LEGACY}}
         if state.get("budget_spent") and (cfg.max_minutes is None

@@ -187,7 +187,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
         info = probe(ProbeConfig(covers=covers, out=out, tile=tile,
                                  stem_stride=int(cfg.arch_config.get("stem_stride", 2)),
                                  norm=str(cfg.arch_config.get("norm", "tf")),
-                                 algorithms=cfg.algorithms, rates=cfg.rates, seed=seed,
+                                 algorithms=cfg.algorithms, rates=cfg.rates,
+                                 val_rates=cfg.val_rates, seed=seed,
                                  threads=threads, limit=limit, progress=progress))
         res = {"best_epoch": 0, "best_auc": info["val_auc"]}
     else:

@@ -163,8 +163,10 @@ async function hide(ev) {
   a.textContent = "Download " + name;
   out.append(img, a);
   $("reveal-use-last").hidden = false;
+  const notes = resp.headers.get("X-Stegshield-Notes");  // what the command line warns about
   setStatus(status, "Hid " + resp.headers.get("X-Stegshield-Payload-Bytes") + " bytes (" +
-    resp.headers.get("X-Stegshield-Changes") + " samples changed by ±1).");
+    resp.headers.get("X-Stegshield-Changes") + " samples changed by ±1)." +
+    (notes ? " Note: " + notes + "." : ""));
 }
 
 async function reveal(ev) {
