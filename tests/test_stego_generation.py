@@ -359,3 +359,19 @@ def test_a_set_made_at_another_tile_size_is_not_skipped(tmp_path: Path) -> None:
         Image.fromarray(natural_like(64, 64, 3, seed=i)).save(rgb / f"t{i}.png")
     with pytest.raises(ValueError, match="made from other covers"):
         st.generate_stego(st.list_covers(rgb), tmp_path / "s", ["lsbm"], rate, progress=False)
+
+
+def test_cli_covers_warns_about_an_empty_split(tmp_path: Path) -> None:
+    """A corpus with no validation tiles was built without a word; train found out later."""
+    import shutil
+
+    src = tmp_path / "one"
+    src.mkdir()
+    sample = sorted((Path(__file__).parent.parent / "samples").glob("*.png"))[0]
+    shutil.copy(sample, src / sample.name)
+    r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src),
+                                     "--tile", "64"])
+    assert r.exit_code == 0 and "training needs train and val tiles" in r.output, r.output
+    r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "d"), "--from", str(src),
+                                     "--fractions", "0.5,0.5"])
+    assert r.exit_code == 2 and not (tmp_path / "d").exists()  # refused before creating OUT

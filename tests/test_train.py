@@ -138,6 +138,7 @@ def test_device_cuda_without_a_gpu_is_an_error(tmp_path: Path) -> None:
                                        "--no-progress"])
     assert r.exit_code == 2 and "no CUDA GPU" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()  # no empty --out folder left behind
 
 
 def test_cli_commands(tmp_path: Path) -> None:

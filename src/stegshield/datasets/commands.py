@@ -186,11 +186,15 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
               "use --force to rebuild it, or choose another --out)")
     try:
         fr = tuple(float(p) for p in fractions.split(","))
-        if not all(math.isfinite(f) for f in fr):
-            raise ValueError
     except ValueError:
+        fr = ()
+    if not fr or not all(math.isfinite(f) for f in fr):
         raise click.BadParameter(f"expected three numbers, got {fractions!r}",
-                                 param_hint="--fractions") from None
+                                 param_hint="--fractions")
+    try:
+        covers_mod.split_for("", fr)  # refused here, before OUT is created
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--fractions") from None
     def say(message: str) -> None:  # -v: every line; otherwise failures as they happen
         if verbose and not quiet:
             click.echo(message, err=True)
@@ -212,9 +216,15 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
     per = s.get("per_split", {})
     parts = [f"{sp} {sum(per[sp]['tiles'].values())}" for sp in ("train", "val", "test")
              if sp in per]
+    empty = [sp for sp in ("train", "val", "test")
+             if not sum(per.get(sp, {}).get("tiles", {}).values())]
     click.echo(f"{out_dir}: {s.get('images_kept', 0)} photographs kept of "
                f"{s.get('candidates', 0)} candidates ({s.get('groups_kept', 0)} source groups); "
                f"{len(manifest.tiles)} tiles: " + ", ".join(parts), err=True)
+    if manifest.tiles and empty:  # train found this only when it needed the val split
+        _warn(f"no tiles in the {' and '.join(empty)} split(s): training needs train and val "
+              f"tiles; add source photographs (they are split by source, {fractions}) or "
+              "change --fractions")
     failed = [p["package"] for p in manifest.packages if "error" in p]
     if failed:
         _warn(f"could not fetch: {', '.join(failed)}")

@@ -139,7 +139,9 @@ def parse_rates(text: str) -> list[Rate]:
 
 def parse_algos(text: str) -> list[str]:
     """Parse ``"lsbr,hill"`` (``all`` for every algorithm), keeping :data:`ALGORITHMS` order."""
-    names = {p.strip().lower() for p in text.split(",") if p.strip()}
+    # train's names for the same two algorithms work here too
+    alias = {"hide": "stegshield", "seq-lsb": "seqlsb"}
+    names = {alias.get(n, n) for n in (p.strip().lower() for p in text.split(",")) if n}
     if "all" in names:
         return list(ALGORITHMS)
     unknown = sorted(names - set(ALGORITHMS))

@@ -17,6 +17,14 @@ def _floats(text: str) -> list[float]:
     return [float(t) for t in text.split(",") if t.strip()]
 
 
+#: `dataset stego`'s names for two of the algorithms, accepted here too
+_ALIASES = {"stegshield": "hide", "seqlsb": "seq-lsb"}
+
+
+def _algos(text: str) -> list[str]:
+    return [_ALIASES.get(a, a) for a in (t.strip().lower() for t in text.split(",")) if a]
+
+
 def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algorithms: str,
                       early_algorithms: str, rates: str, linear_probe: bool, tile: int,
                       crop: int | None = None, val_rates: str = "0.4,0.2") -> dict:
@@ -43,7 +51,7 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
     if not isinstance(config, dict):
         fail("--arch-config must be a JSON object, e.g. '{\"width\": 32}'")
     for opt, text in (("--algorithms", algorithms), ("--early-algorithms", early_algorithms)):
-        bad = [a for a in (t.strip() for t in text.split(",")) if a and a not in ALGORITHMS]
+        bad = [a for a in _algos(text) if a not in ALGORITHMS]
         if bad:
             fail(f"{opt}: unknown algorithm {bad[0]!r}; choose from {', '.join(ALGORITHMS)}")
     if not [a for a in algorithms.split(",") if a.strip()]:
@@ -140,7 +148,9 @@ def _check_train_args(covers: str, out: str, arch: str, arch_config: str, algori
 @click.option("--threads", default=2, show_default=True, type=int)
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="Use at most this many tiles per split.")
-@click.option("--progress/--no-progress", default=True, show_default=True)
+@click.option("--progress/--no-progress", default=None,
+              help="A progress bar with loss and accuracy  [default: when stderr is a "
+                   "terminal; a log file gets the per-epoch lines only].")
 def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: str,
           stego_on_device: bool | None, epoch_repeats: int, max_minutes: float | None,
           calibrate: bool, out: str,
@@ -149,7 +159,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
           val_every_algorithm: bool, arch_config: str, init: str,
           linear_probe: bool, batch_pairs: int, lr: float,
           tile: int, crop: int | None, patience: int, seed: int, workers: int, threads: int,
-          limit: int | None, progress: bool, val_rates: str, scan_tile: int | None) -> None:
+          limit: int | None, progress: bool | None, val_rates: str, scan_tile: int | None) -> None:
     """Train a steganalysis CNN (resumes from OUT/checkpoint.safetensors), then calibrate it on the
     validation split into OUT/detector.safetensors."""
     from ..cli_support import fail
@@ -158,13 +168,15 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
 
     config = _check_train_args(covers, out, arch, arch_config, algorithms, early_algorithms,
                                rates, linear_probe, tile, crop, val_rates)
+    if progress is None:
+        import sys
+
+        progress = sys.stderr.isatty()
     crop = crop or min(128, tile)
 
     cfg = TrainConfig(covers=covers, out=out, stego=list(stego), arch=arch,
                       arch_config=config, init=init,
-                      algorithms=[a.strip() for a in algorithms.split(",") if a.strip()],
-                      early_algorithms=[a.strip() for a in early_algorithms.split(",")
-                                        if a.strip()],
+                      algorithms=_algos(algorithms), early_algorithms=_algos(early_algorithms),
                       alg_stage_epochs=alg_stage_epochs, group_balance=group_balance,
                       val_group_balance=val_group_balance,
                       val_every_algorithm=val_every_algorithm,
@@ -192,6 +204,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                                  threads=threads, limit=limit, progress=progress))
         res = {"best_epoch": 0, "best_auc": info["val_auc"]}
     else:
+        fresh = not Path(out).exists()
         try:
             res = run(cfg)
         except (ValueError, KeyError, OSError, RuntimeError) as exc:  # what the checks
@@ -200,6 +213,8 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
             if msg.startswith("Caught ") and "Original Traceback" in msg:
                 # a data worker's error: its last line names the file, not "Caught ..."
                 msg = msg.rstrip().splitlines()[-1].split(": ", 1)[-1]
+            if fresh and Path(out).is_dir() and not any(Path(out).iterdir()):
+                Path(out).rmdir()  # refused before any work: leave no empty folder behind
             fail(f"training stopped: {msg}")
         if res.get("interrupted"):  # Ctrl-C: the checkpoint is saved, nothing to calibrate
             raise SystemExit(130)
