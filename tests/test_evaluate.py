@@ -214,3 +214,22 @@ def test_images_under_a_detectors_own_minimum_are_errors(tmp_path: Path) -> None
     report = ev.evaluate(["fused"], sorted(covers.glob("*.png")), ev.find_stego_sets([stego]),
                          progress=False)
     assert report.results[0]["pairs"] == 0 and "too small for fused" in report.scores[0]["error"]
+
+
+def test_unknown_detectors_are_stegshield_errors_and_model_files_are_detectors(
+        tmp_path: Path) -> None:
+    """get_detector("nope") raised a plain KeyError though the README promises a
+    StegshieldError; a trained model file could not be evaluated at all."""
+    from stegshield.analysis import get_detector
+    from stegshield.errors import StegshieldError
+
+    with pytest.raises(StegshieldError, match="unknown detector 'nope'"):
+        get_detector("nope")
+    with pytest.raises(KeyError):  # still a KeyError for older callers
+        get_detector("nope")
+    pytest.importorskip("torch")
+    from stegshield.analysis.cnn.inference import WEIGHTS_DIR
+
+    model = str(WEIGHTS_DIR / "light-gray.safetensors")
+    det = get_detector(model)
+    assert det.name == model and 0 <= det.detect(natural_like(128, 128)).score <= 1

@@ -125,3 +125,12 @@ def test_hide_report_carries_the_warnings_the_cli_prints(tmp_path: Path) -> None
     save_image(tmp_path / "c.png", natural_like(96, 96, 3), "RGB")
     assert api.hide(tmp_path / "c.png", tmp_path / "s2.png", Payload(b"x"), b"pw",
                     kdf=TEST_KDF).notes == ()
+
+
+def test_scan_options_refuse_an_unknown_detector_at_once() -> None:
+    """ScanOptions(detector="nope") was accepted; the error came when a Scanner was built."""
+    from stegshield.errors import StegshieldError
+    from stegshield.scan import ScanOptions
+
+    with pytest.raises(StegshieldError, match="unknown detector choice 'nope'"):
+        ScanOptions(detector="nope")

@@ -8,8 +8,10 @@ Use :func:`get_detector` with one of :func:`available_detectors` to obtain a
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from ..errors import StegshieldError
 from .base import (
     MIN_PIXELS,
     MIN_SIDE,
@@ -34,6 +36,7 @@ __all__ = [
     "DetectionResult",
     "Detector",
     "PayloadDetector",
+    "UnknownDetectorError",
     "available_detectors",
     "get_detector",
     "register_detector",
@@ -70,12 +73,26 @@ def available_detectors() -> list[str]:
     return sorted(_REGISTRY)
 
 
+class UnknownDetectorError(StegshieldError, KeyError):
+    """A detector name that is not registered (a ``KeyError`` too, as it always was)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
 def get_detector(name: str, **kwargs: Any) -> Detector:
-    """Return a new detector instance; ``kwargs`` go to its constructor."""
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise KeyError(
-            f"unknown detector {name!r}; available: {', '.join(available_detectors())}"
-        ) from None
+    """Return a new detector instance; ``kwargs`` go to its constructor.  ``name`` may also
+    be the path of a CNN model file (``OUT/detector.safetensors`` from ``stegshield
+    train``)."""
+    factory = _REGISTRY.get(name)
+    if factory is None and name.endswith(".safetensors") and Path(name).is_file():
+        from .cnn.inference import CNNDetector
+
+        det = CNNDetector(name, **kwargs)
+        det.name = name
+        return det
+    if factory is None:
+        raise UnknownDetectorError(
+            f"unknown detector {name!r}; available: {', '.join(available_detectors())} "
+            "(or the path of a trained .safetensors model)")
     return factory(**kwargs)

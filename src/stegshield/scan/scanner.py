@@ -28,8 +28,9 @@ import numpy as np
 from ..analysis.base import MIN_PIXELS, MIN_SIDE
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError
 from ..runtime import tune_malloc
+from .choices import DETECTOR_CHOICES
 from .loader import IMAGE_EXTENSIONS, ScanImage, load_for_scan
-from .suite import HeatMap, Suite, build_suite
+from .suite import HeatMap, Suite, SuiteError, build_suite
 from .thresholds import (
     DEFAULT_FPR,
     Thresholds,
@@ -80,6 +81,9 @@ class ScanOptions:
             raise ValueError(f"threshold must be in [0, 1], not {self.threshold!r}")
         if not (isinstance(self.max_pixels, int) and self.max_pixels >= 1):
             raise ValueError(f"max_pixels must be a positive integer, not {self.max_pixels!r}")
+        if self.detector not in DETECTOR_CHOICES:  # found only when a Scanner was built
+            raise SuiteError(f"unknown detector choice {self.detector!r}; choose from "
+                             f"{', '.join(DETECTOR_CHOICES)}")
 
 
 @dataclass

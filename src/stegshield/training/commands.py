@@ -12,9 +12,15 @@ import click
 from ..cli_support import fail as _fail
 
 
+def _model_file(name: str) -> bool:
+    """A CNN model file given as a detector (``stegshield train``'s detector.safetensors)."""
+    return name.endswith(".safetensors") and Path(name).is_file()
+
+
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--detector", "-d", "detectors", multiple=True, required=True,
-              help="Registered detector name (chi_square, rs, spa, ws, ...); repeat the option "
+              help="Registered detector name (chi_square, rs, spa, ws, ...) or a trained "
+              "model file (OUT/detector.safetensors of `stegshield train`); repeat the option "
               "or separate names with commas.")
 @click.option("--covers", "covers_dir", required=True,
               type=click.Path(file_okay=False, path_type=Path),
@@ -53,10 +59,10 @@ def evaluate(detectors: tuple[str, ...], covers_dir: Path, stego_dirs: tuple[Pat
 
     names = [n.strip() for d in detectors for n in d.split(",") if n.strip()]
     names = list(dict.fromkeys(names))
-    unknown = [n for n in names if n not in available_detectors()]
+    unknown = [n for n in names if n not in available_detectors() and not _model_file(n)]
     if not names or unknown:
         _fail(f"unknown detector {', '.join(unknown) or '(none)'}; available: "
-              f"{', '.join(available_detectors())}")
+              f"{', '.join(available_detectors())}, or a trained model's .safetensors file")
     try:
         if out_dir is not None and not force:
             for f in ("report.json", "report.md", "roc.png", "scores.csv"):

@@ -299,7 +299,8 @@ def evaluate(detectors: Sequence[str], covers: Sequence[Path], stego_sets: Seque
     """Score covers and stego images with every detector and compute the metrics."""
     from ..analysis import available_detectors
 
-    unknown = [d for d in detectors if d not in available_detectors()]
+    unknown = [d for d in detectors if d not in available_detectors()
+               and not (d.endswith(".safetensors") and Path(d).is_file())]
     if unknown:
         raise KeyError(f"unknown detector {', '.join(unknown)}; available: "
                        f"{', '.join(available_detectors())}")
