@@ -384,3 +384,19 @@ def test_ctrl_c_at_the_password_prompt_exits_130(tmp_path: Path,
     monkeypatch.setattr(cli_support.click, "prompt", abort)
     r = CliRunner().invoke(main, ["reveal", str(tmp_path / "c.png")])
     assert r.exit_code == 130 and "interrupted" in r.output, r.output
+
+
+def test_hide_warns_only_about_a_stego_image_it_writes(tmp_path: Path) -> None:
+    """A payload too large for a JPEG cover printed the JPEG and EXIF warnings about an
+    output never written; the error did not say that --rate 0.5 would fit."""
+    cover = tmp_path / "c.jpg"
+    Image.fromarray(natural_like(96, 96, 3)).save(cover, quality=95)
+    big = tmp_path / "big.bin"
+    big.write_bytes(np.random.default_rng(0).bytes(900))  # fits only above the default rate
+    r = CliRunner().invoke(main, ["hide", str(cover), "-o", str(tmp_path / "s.png"), "--file",
+                                  str(big), "--password", PW])
+    assert r.exit_code == 2 and "warning" not in r.output, r.output
+    assert "it fits at --rate 0.5" in r.output
+    r = CliRunner().invoke(main, ["hide", str(cover), "-o", str(tmp_path / "s.png"), "-m", "hi",
+                                  "--password", PW])
+    assert r.exit_code == 0 and "JPEG-compressed" in r.output

@@ -659,3 +659,15 @@ def test_scan_reports_a_png_whose_pixel_stream_ends_early(tmp_path: Path) -> Non
 
     with pytest.raises(ImageError, match="truncated PNG"):
         load_for_scan(f.read_bytes())
+
+
+def test_scan_without_r_says_which_sub_folders_it_skipped(tmp_path: Path) -> None:
+    """`scan DIR` answered "0 alerts" with exit 0 for a folder whose sub-folder held an
+    alerting image; the -r hint appeared only when no image at all was found."""
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(_cover(1, 128)).save(tmp_path / "top.png")
+    Image.fromarray(_cover(2, 128)).save(tmp_path / "sub" / "deep.png")
+    r = CliRunner().invoke(scan, [str(tmp_path)])
+    assert "1 sub-folder(s) not scanned" in r.output and "use -r" in r.output, r.output
+    r = CliRunner().invoke(scan, [str(tmp_path), "-r"])
+    assert "not scanned" not in r.output

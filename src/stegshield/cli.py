@@ -142,11 +142,11 @@ def hide(cover: Path, output: Path, payload_file: Path | None, message: str | No
     from .runtime import tune_malloc
     from .stego import api
 
-    for note in api.hide_notes(cover_info, rate):
-        warn(note)
     tune_malloc()
     report = api.hide(cover, output, payload, pw, rate=rate, cost=cost, force=force,
                       max_pixels=max_pixels, compress=not no_compress)
+    for note in report.notes:  # about the stego image just written, never one refused
+        warn(note)
     if not quiet:
         click.echo(
             f"hid {report.payload_bytes:,} bytes in {output} ({report.embedded_bytes:,} sealed "

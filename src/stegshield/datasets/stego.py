@@ -306,7 +306,9 @@ def _stegshield(pixels: np.ndarray, mode: str, bps: float, seed: int,
                            reason=f"rate {bps:g} above the hide maximum {MAX_RATE:g}")
     nbytes = capacity_bytes(n, bps)
     if nbytes <= 0:
-        return StegoResult(None, 0.0, 0, flagged=True, reason="image too small for this rate")
+        return StegoResult(None, 0.0, 0, flagged=True,
+                           reason="at this rate the image holds nothing beyond hide's fixed "
+                                  "header and seal (a larger image or rate leaves room)")
     rng = np.random.default_rng(seed)
     data = rng.bytes(nbytes)
     password = f"dataset-{seed:016x}".encode()

@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ..cli_support import EXIT_ERROR, EXIT_FOUND, EXIT_OK, FiniteFloatRange, fail, warn  # noqa: F401
+from ..cli_support import (  # noqa: F401
+    EXIT_ERROR,
+    EXIT_FOUND,
+    EXIT_OK,
+    FiniteFloatRange,
+    fail,
+    printable,
+    warn,
+)
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError, check_not_input
 from .choices import DETECTOR_CHOICES, FORMATS
 from .distributed import ClusterError
@@ -124,6 +132,13 @@ def check_suite(options: ScanOptions) -> Scanner:
     return scanner
 
 
+def _subdirs(folder: Path) -> list[Path]:
+    try:
+        return sorted(c for c in folder.iterdir() if c.is_dir() and not c.is_symlink())
+    except OSError:
+        return []
+
+
 @click.command()
 @click.argument("paths", nargs=-1, required=True,
                 type=click.Path(path_type=Path))
@@ -179,6 +194,11 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
             fail(str(exc))
     if not files:
         warn("no image files found" + ("" if recursive else " (use -r for sub-directories)"))
+    elif not recursive:  # a clean verdict must not hide a sub-folder that was never looked at
+        subdirs = [d for p in paths if Path(p).is_dir() for d in _subdirs(Path(p))]
+        if subdirs:
+            warn(f"{len(subdirs)} sub-folder(s) not scanned (e.g. "
+                 f"{printable(str(subdirs[0]))}); use -r to scan them")
     n_jobs = jobs or (os.cpu_count() or 1)
     if scheduler or cluster:
         from .distributed import scan_distributed

@@ -239,7 +239,8 @@ def embed_sealed(pixels: np.ndarray, mode: str, payload_bytes: int, secrets: Sec
     cap = capacity_bytes(n, rate)
     sealed = secrets.sealed.result()
     if len(sealed.body) - RECORD_OVERHEAD > cap:
-        raise PayloadTooLargeError(len(sealed.body) - RECORD_OVERHEAD, cap, rate)
+        raise PayloadTooLargeError(len(sealed.body) - RECORD_OVERHEAD, cap, rate,
+                                   capacity_bytes(n, MAX_RATE))
     m_body = 8 * len(sealed.body)
     n_head, n_body = _spans(n, len(sealed.body))
     pos_key = secrets.position_key.result()

@@ -19,11 +19,18 @@ class StegoError(StegshieldError):
 class PayloadTooLargeError(StegoError):
     """The sealed payload does not fit at the allowed rate."""
 
-    def __init__(self, needed: int, available: int, rate: float) -> None:
+    def __init__(self, needed: int, available: int, rate: float,
+                 at_max_rate: int | None = None) -> None:
         self.needed, self.available, self.rate = needed, available, rate
+        hint = ""
+        if at_max_rate is not None and rate < MAX_RATE:
+            hint = (f"; it fits at --rate {MAX_RATE:g} ({at_max_rate:,} bytes), which is easier "
+                    "to detect" if needed <= at_max_rate else
+                    f"; even at the maximum rate {MAX_RATE:g} it holds {at_max_rate:,}: use a "
+                    "larger image")
         super().__init__(
-            f"payload too large: needs {needed:,} bytes of capacity but this image holds "
-            f"{available:,} bytes at rate {rate:g} bits/sample"
+            f"payload too large: needs {needed:,} byte{'s' * (needed != 1)} of capacity but "
+            f"this image holds {available:,} bytes at rate {rate:g} bits/sample{hint}"
         )
 
 
