@@ -219,8 +219,9 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
         if res.get("interrupted"):  # Ctrl-C: the checkpoint is saved, nothing to calibrate
             raise SystemExit(130)
     best = Path(out) / "best.safetensors"
+    what = "linear probe" if linear_probe else f"best epoch {res['best_epoch']}"
     if not calibrate:
-        click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}): {best}")
+        click.echo(f"{what} (val AUC {res['best_auc']:.4f}): {best}")
         return
     meta = calibrate_and_export(best, Path(out) / "detector.safetensors", cfg,
                                 tile=scan_tile or cfg.val_tile)
@@ -231,7 +232,7 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
         warn(f"no finite threshold at {', '.join(never)} false positives (too few validation "
              "covers, or a model that separates nothing yet): this detector never alerts "
              "there; train longer or on a larger corpus")
-    click.echo(f"best epoch {res['best_epoch']} (val AUC {res['best_auc']:.4f}); "
+    click.echo(f"{what} (val AUC {res['best_auc']:.4f}); "
                f"calibrated detector: {Path(out) / 'detector.safetensors'} "
                f"(thresholds {json.dumps(meta['thresholds'])})")
 
