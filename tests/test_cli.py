@@ -396,7 +396,7 @@ def test_hide_warns_only_about_a_stego_image_it_writes(tmp_path: Path) -> None:
     r = CliRunner().invoke(main, ["hide", str(cover), "-o", str(tmp_path / "s.png"), "--file",
                                   str(big), "--password", PW])
     assert r.exit_code == 2 and "warning" not in r.output, r.output
-    assert "it fits at --rate 0.5" in r.output
+    assert "it fits at rate 0.5" in r.output
     r = CliRunner().invoke(main, ["hide", str(cover), "-o", str(tmp_path / "s.png"), "-m", "hi",
                                   "--password", PW])
     assert r.exit_code == 0 and "JPEG-compressed" in r.output

@@ -233,3 +233,26 @@ def test_unknown_detectors_are_stegshield_errors_and_model_files_are_detectors(
     model = str(WEIGHTS_DIR / "light-gray.safetensors")
     det = get_detector(model)
     assert det.name == model and 0 <= det.detect(natural_like(128, 128)).score <= 1
+    assert get_detector(Path(model)).name == model  # a Path too (AttributeError before)
+    with pytest.raises(KeyError):
+        get_detector(None)  # type: ignore[arg-type]
+
+
+def test_a_file_that_is_not_a_detector_fails_once_with_one_line(tmp_path: Path) -> None:
+    """A checkpoint or corrupt .safetensors given to evaluate -d was loaded (and failed) once
+    per image, ending in "no pair could be scored" and a torch error."""
+    from stegshield.training.commands import evaluate as evaluate_cmd
+
+    covers, stego = tmp_path / "c", tmp_path / "s"
+    covers.mkdir()
+    stego.mkdir()
+    Image.fromarray(natural_like(64, 64)).save(covers / "t.png")
+    Image.fromarray(natural_like(64, 64, seed=1)).save(stego / "t.png")
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    r = CliRunner().invoke(evaluate_cmd, ["-d", str(bad), "--covers", str(covers), "--stego",
+                                          str(stego), "--quiet"])
+    assert r.exit_code == 2 and "not a trained detector" in r.output, r.output
+    r = CliRunner().invoke(evaluate_cmd, ["-d", str(tmp_path / "none.safetensors"), "--covers",
+                                          str(covers), "--stego", str(stego), "--quiet"])
+    assert r.exit_code == 2 and "no such model file" in r.output, r.output

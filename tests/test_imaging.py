@@ -366,6 +366,16 @@ def test_png_whose_pixel_stream_ends_early_is_refused(tmp_path: Path) -> None:
         finally:
             writer.join()
             os.close(r)
+        # a pipe under a large pixel limit: read(limit + 1) reserved the limit at once
+        good = encode_png(a)
+        r, w = os.pipe()
+        writer = threading.Thread(target=lambda: (os.write(w, good), os.close(w)))
+        writer.start()
+        try:
+            assert np.array_equal(open_image(f"/dev/fd/{r}", max_pixels=10**11).pixels, a)
+        finally:
+            writer.join()
+            os.close(r)
     # Interlaced: complete is accepted and decodes as the array, short is refused
     full = _adam7(a)
     assert np.array_equal(open_image(_png(37, 40, 8, 0, full, 1)).pixels, a)

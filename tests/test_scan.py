@@ -671,3 +671,8 @@ def test_scan_without_r_says_which_sub_folders_it_skipped(tmp_path: Path) -> Non
     assert "1 sub-folder(s) not scanned" in r.output and "use -r" in r.output, r.output
     r = CliRunner().invoke(scan, [str(tmp_path), "-r"])
     assert "not scanned" not in r.output
+    # a sub-folder named on the command line is scanned; one without images is not news
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "HEAD").write_text("ref")
+    r = CliRunner().invoke(scan, [str(tmp_path), str(tmp_path / "sub")])
+    assert "not scanned" not in r.output, r.output

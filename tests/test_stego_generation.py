@@ -372,6 +372,9 @@ def test_cli_covers_warns_about_an_empty_split(tmp_path: Path) -> None:
     r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "c"), "--from", str(src),
                                      "--tile", "64"])
     assert r.exit_code == 0 and "training needs train and val tiles" in r.output, r.output
+    r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "e"), "--from", str(src),
+                                     "--tile", "64", "--fractions", "0.5,0.5,0"])
+    assert "test split" not in r.output, r.output  # an intended empty test split is fine
     r = CliRunner().invoke(dataset, ["covers", "--out", str(tmp_path / "d"), "--from", str(src),
                                      "--fractions", "0.5,0.5"])
     assert r.exit_code == 2 and not (tmp_path / "d").exists()  # refused before creating OUT

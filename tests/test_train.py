@@ -134,7 +134,8 @@ def test_device_cuda_without_a_gpu_is_an_error(tmp_path: Path) -> None:
 
     _corpus(tmp_path / "corpus")
     r = CliRunner().invoke(train_cmd, ["--covers", str(tmp_path / "corpus"), "--out",
-                                       str(tmp_path / "o"), "--device", "cuda", "--tile", "32",
+                                       str(tmp_path / "o" / "a" / "b"), "--device", "cuda",
+                                       "--tile", "32",
                                        "--no-progress"])
     assert r.exit_code == 2 and "no CUDA GPU" in r.output, r.output
     assert len(r.output.strip().splitlines()) == 1

@@ -7,6 +7,7 @@ Use :func:`get_detector` with one of :func:`available_detectors` to obtain a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,15 @@ class UnknownDetectorError(StegshieldError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def get_detector(name: str, **kwargs: Any) -> Detector:
+def get_detector(name: str | os.PathLike[str], **kwargs: Any) -> Detector:
     """Return a new detector instance; ``kwargs`` go to its constructor.  ``name`` may also
     be the path of a CNN model file (``OUT/detector.safetensors`` from ``stegshield
     train``)."""
-    factory = _REGISTRY.get(name)
-    if factory is None and name.endswith(".safetensors") and Path(name).is_file():
+    if isinstance(name, os.PathLike):
+        name = os.fspath(name)
+    factory = _REGISTRY.get(name) if isinstance(name, str) else None
+    if factory is None and isinstance(name, str) and name.endswith(".safetensors") \
+            and Path(name).is_file():
         from .cnn.inference import CNNDetector
 
         det = CNNDetector(name, **kwargs)

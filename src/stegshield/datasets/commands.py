@@ -216,7 +216,7 @@ def covers(out_dir: Path, from_dirs: tuple[Path, ...], debian: bool, tiles: str,
     per = s.get("per_split", {})
     parts = [f"{sp} {sum(per[sp]['tiles'].values())}" for sp in ("train", "val", "test")
              if sp in per]
-    empty = [sp for sp in ("train", "val", "test")
+    empty = [sp for sp in ("train", "val")  # what training needs (test is for reports)
              if not sum(per.get(sp, {}).get("tiles", {}).values())]
     click.echo(f"{out_dir}: {s.get('images_kept', 0)} photographs kept of "
                f"{s.get('candidates', 0)} candidates ({s.get('groups_kept', 0)} source groups); "

@@ -243,11 +243,15 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int
         raise ImageError(f"{label}: cannot open: {exc.strerror or exc}") from exc
     if not fp.seekable():  # a pipe: read it once (bounded as scan bounds files) into memory
         limit = 8 * max_pixels + (64 << 20)
-        with fp:
+        chunks, total = [], 0
+        with fp:  # in pieces: read(limit + 1) reserves the whole limit (576 MB) at once
             try:
-                data = fp.read(limit + 1)
+                while total <= limit and (piece := fp.read(min(1 << 20, limit + 1 - total))):
+                    chunks.append(piece)
+                    total += len(piece)
             except OSError as exc:
                 raise ImageError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+        data = b"".join(chunks)
         if len(data) > limit:
             raise ImageError(f"{label}: more than {limit:,} bytes, too large for the pixel "
                              f"limit of {max_pixels:,} {MAX_PIXELS_HINT}")

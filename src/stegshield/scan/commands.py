@@ -133,8 +133,18 @@ def check_suite(options: ScanOptions) -> Scanner:
 
 
 def _subdirs(folder: Path) -> list[Path]:
+    """Sub-folders of ``folder`` with image files directly inside (not ``.git`` and such)."""
+    from .loader import IMAGE_EXTENSIONS
+
+    def has_images(d: Path) -> bool:
+        try:
+            return any(c.suffix.lower() in IMAGE_EXTENSIONS for c in d.iterdir())
+        except OSError:
+            return False
+
     try:
-        return sorted(c for c in folder.iterdir() if c.is_dir() and not c.is_symlink())
+        return sorted(c for c in folder.iterdir()
+                      if c.is_dir() and not c.is_symlink() and has_images(c))
     except OSError:
         return []
 
@@ -195,7 +205,9 @@ def scan(paths: tuple[Path, ...], recursive: bool, detector: str, fpr: float | N
     if not files:
         warn("no image files found" + ("" if recursive else " (use -r for sub-directories)"))
     elif not recursive:  # a clean verdict must not hide a sub-folder that was never looked at
-        subdirs = [d for p in paths if Path(p).is_dir() for d in _subdirs(Path(p))]
+        named = {Path(p).resolve() for p in paths}
+        subdirs = [d for p in paths if Path(p).is_dir() for d in _subdirs(Path(p))
+                   if d.resolve() not in named]
         if subdirs:
             warn(f"{len(subdirs)} sub-folder(s) not scanned (e.g. "
                  f"{printable(str(subdirs[0]))}); use -r to scan them")

@@ -24,13 +24,14 @@ class PayloadTooLargeError(StegoError):
         self.needed, self.available, self.rate = needed, available, rate
         hint = ""
         if at_max_rate is not None and rate < MAX_RATE:
-            hint = (f"; it fits at --rate {MAX_RATE:g} ({at_max_rate:,} bytes), which is easier "
+            hint = (f"; it fits at rate {MAX_RATE:g} ({at_max_rate:,} bytes), which is easier "
                     "to detect" if needed <= at_max_rate else
                     f"; even at the maximum rate {MAX_RATE:g} it holds {at_max_rate:,}: use a "
                     "larger image")
         super().__init__(
             f"payload too large: needs {needed:,} byte{'s' * (needed != 1)} of capacity but "
-            f"this image holds {available:,} bytes at rate {rate:g} bits/sample{hint}"
+            f"this image holds {available:,} byte{'s' * (available != 1)} at rate {rate:g} "
+            f"bits/sample{hint}"
         )
 
 

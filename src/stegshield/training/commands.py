@@ -59,6 +59,9 @@ def evaluate(detectors: tuple[str, ...], covers_dir: Path, stego_dirs: tuple[Pat
 
     names = [n.strip() for d in detectors for n in d.split(",") if n.strip()]
     names = list(dict.fromkeys(names))
+    missing = [n for n in names if n.endswith(".safetensors") and not Path(n).is_file()]
+    if missing:
+        _fail(f"{missing[0]}: no such model file")
     unknown = [n for n in names if n not in available_detectors() and not _model_file(n)]
     if not names or unknown:
         _fail(f"unknown detector {', '.join(unknown) or '(none)'}; available: "

@@ -304,6 +304,13 @@ def evaluate(detectors: Sequence[str], covers: Sequence[Path], stego_sets: Seque
     if unknown:
         raise KeyError(f"unknown detector {', '.join(unknown)}; available: "
                        f"{', '.join(available_detectors())}")
+    for d in detectors:  # load each once, here: a bad model file failed once per image
+        if d.endswith(".safetensors"):
+            try:
+                _detector(d)
+            except Exception as exc:
+                raise ValueError(f"{d}: not a trained detector ({type(exc).__name__}; give "
+                                 "OUT/detector.safetensors of stegshield train)") from exc
     by_name = {p.stem: p for p in covers}
     if len(by_name) != len(covers):
         raise ValueError("cover names (file stems) must be unique")

@@ -204,7 +204,9 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
                                  threads=threads, limit=limit, progress=progress))
         res = {"best_epoch": 0, "best_auc": info["val_auc"]}
     else:
-        fresh = not Path(out).exists()
+        # the highest folder of --out that does not exist yet: removed again if left empty
+        fresh = next((p for p in reversed([Path(out), *Path(out).parents]) if not p.exists()),
+                     None)
         try:
             res = run(cfg)
         except (ValueError, KeyError, OSError, RuntimeError) as exc:  # what the checks
@@ -213,8 +215,11 @@ def train(covers: str, stego: tuple[str, ...], arch: str, epochs: int, device: s
             if msg.startswith("Caught ") and "Original Traceback" in msg:
                 # a data worker's error: its last line names the file, not "Caught ..."
                 msg = msg.rstrip().splitlines()[-1].split(": ", 1)[-1]
-            if fresh and Path(out).is_dir() and not any(Path(out).iterdir()):
-                Path(out).rmdir()  # refused before any work: leave no empty folder behind
+            if fresh is not None and fresh.is_dir() and not any(
+                    f.is_file() for f in fresh.rglob("*")):
+                import shutil
+
+                shutil.rmtree(fresh)  # refused before any work: no empty folders left behind
             fail(f"training stopped: {msg}")
         if res.get("interrupted"):  # Ctrl-C: the checkpoint is saved, nothing to calibrate
             raise SystemExit(130)
