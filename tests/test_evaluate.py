@@ -167,16 +167,24 @@ def test_stego_named_like_a_cover_of_another_size_is_not_paired(tmp_path: Path) 
         ev.evaluate(["ws"], sorted(small.glob("t[123].png")), sets, progress=False)
 
 
+def _folders(tmp_path: Path, n: int, size: int) -> tuple[Path, Path]:
+    """A folder of ``n`` covers and one of ``n`` same-named "stego" images (other content)."""
+    covers, stego = tmp_path / "c", tmp_path / "s"
+    covers.mkdir()
+    stego.mkdir()
+    for i in range(n):
+        Image.fromarray(natural_like(size, size, seed=i)).save(covers / f"t{i}.png")
+        Image.fromarray(natural_like(size, size, seed=i + 9)).save(stego / f"t{i}.png")
+    return covers, stego
+
+
 def test_cli_evaluate_fails_when_no_pair_could_be_scored(tmp_path: Path) -> None:
     """Every pair failing (unreadable stego) gave a report of dashes and exit 0, and the
     unreadable files were described as "named like a cover of another size"."""
     from stegshield.training.commands import evaluate as evaluate_cmd
 
-    covers, stego = tmp_path / "c", tmp_path / "s"
-    covers.mkdir()
-    stego.mkdir()
+    covers, stego = _folders(tmp_path, 3, 64)
     for i in range(3):
-        Image.fromarray(natural_like(64, 64, seed=i)).save(covers / f"t{i}.png")
         (stego / f"t{i}.png").write_bytes(b"not a png")
     report = ev.evaluate(["ws"], sorted(covers.glob("*.png")), ev.find_stego_sets([stego]),
                          progress=False)
@@ -189,12 +197,7 @@ def test_cli_evaluate_fails_when_no_pair_could_be_scored(tmp_path: Path) -> None
 def test_images_too_small_to_judge_are_errors_not_chance(tmp_path: Path) -> None:
     """48 px covers scored 0.5 everywhere (the detectors' too-small rule) and the report
     showed AUC 0.500 with exit 0."""
-    covers, stego = tmp_path / "c", tmp_path / "s"
-    covers.mkdir()
-    stego.mkdir()
-    for i in range(4):
-        Image.fromarray(natural_like(48, 48, seed=i)).save(covers / f"t{i}.png")
-        Image.fromarray(natural_like(48, 48, seed=i + 9)).save(stego / f"t{i}.png")
+    covers, stego = _folders(tmp_path, 4, 48)
     report = ev.evaluate(["ws"], sorted(covers.glob("*.png")), ev.find_stego_sets([stego]),
                          progress=False)
     assert report.results[0]["pairs"] == 0 and report.results[0]["errors"] == 4
@@ -205,12 +208,7 @@ def test_images_under_a_detectors_own_minimum_are_errors(tmp_path: Path) -> None
     """fused judges 128 px tiles: on 100 px images it answered 0.5 everywhere (AUC 0.500,
     exit 0), though 100 px passes the global too-small rule."""
     pytest.importorskip("torch")
-    covers, stego = tmp_path / "c", tmp_path / "s"
-    covers.mkdir()
-    stego.mkdir()
-    for i in range(3):
-        Image.fromarray(natural_like(100, 100, seed=i)).save(covers / f"t{i}.png")
-        Image.fromarray(natural_like(100, 100, seed=i + 9)).save(stego / f"t{i}.png")
+    covers, stego = _folders(tmp_path, 3, 100)
     report = ev.evaluate(["fused"], sorted(covers.glob("*.png")), ev.find_stego_sets([stego]),
                          progress=False)
     assert report.results[0]["pairs"] == 0 and "too small for fused" in report.scores[0]["error"]
@@ -243,11 +241,7 @@ def test_a_file_that_is_not_a_detector_fails_once_with_one_line(tmp_path: Path) 
     per image, ending in "no pair could be scored" and a torch error."""
     from stegshield.training.commands import evaluate as evaluate_cmd
 
-    covers, stego = tmp_path / "c", tmp_path / "s"
-    covers.mkdir()
-    stego.mkdir()
-    Image.fromarray(natural_like(64, 64)).save(covers / "t.png")
-    Image.fromarray(natural_like(64, 64, seed=1)).save(stego / "t.png")
+    covers, stego = _folders(tmp_path, 1, 64)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"not a model")
     r = CliRunner().invoke(evaluate_cmd, ["-d", str(bad), "--covers", str(covers), "--stego",

@@ -40,6 +40,7 @@ __all__ = [
     "UnknownDetectorError",
     "available_detectors",
     "get_detector",
+    "is_model_file",
     "register_detector",
     "split_channels",
     "too_small",
@@ -81,6 +82,12 @@ class UnknownDetectorError(StegshieldError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+def is_model_file(name: object) -> bool:
+    """Whether ``name`` is the path of a model file rather than a registered detector name
+    (``stegshield train``'s ``OUT/detector.safetensors``)."""
+    return isinstance(name, str) and name.endswith(".safetensors") and Path(name).is_file()
+
+
 def get_detector(name: str | os.PathLike[str], **kwargs: Any) -> Detector:
     """Return a new detector instance; ``kwargs`` go to its constructor.  ``name`` may also
     be the path of a CNN model file (``OUT/detector.safetensors`` from ``stegshield
@@ -88,8 +95,7 @@ def get_detector(name: str | os.PathLike[str], **kwargs: Any) -> Detector:
     if isinstance(name, os.PathLike):
         name = os.fspath(name)
     factory = _REGISTRY.get(name) if isinstance(name, str) else None
-    if factory is None and isinstance(name, str) and name.endswith(".safetensors") \
-            and Path(name).is_file():
+    if factory is None and is_model_file(name):
         from .cnn.inference import CNNDetector
 
         det = CNNDetector(name, **kwargs)

@@ -498,24 +498,17 @@ def _process_cover(cover: Path, out: Path, jobs: list[tuple[str, Rate]], toleran
     return rows
 
 
-_CHANNELS = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
-
-
 def _cover_shape(path: Path) -> tuple[int, ...] | None:
-    """(width, height, channels) of a cover from its header, as ``open_image`` will decode
-    it (a corpus names gray and colour tiles, and tiles of every size, alike)."""
+    """The pixel shape ``open_image`` will give a cover, from its header (a corpus names gray
+    and colour tiles, and tiles of every size, alike)."""
     from ..imaging import ImageError, probe_image
+    from ..imaging.io import pixel_shape
 
     try:
         info = probe_image(path)
     except ImageError:
         return None
-    return (info.width, info.height, _CHANNELS.get(info.mode, 0))
-
-
-def _row_shape(shape: Sequence[int]) -> tuple[int, ...]:
-    """A manifest row's pixel shape (H, W[, C]) as (width, height, channels)."""
-    return (int(shape[1]), int(shape[0]), int(shape[2]) if len(shape) > 2 else 1)
+    return pixel_shape(info.width, info.height, info.mode)
 
 
 def generate_stego(covers: Sequence[Path], out_dir: str | os.PathLike, algos: Sequence[str],
@@ -548,7 +541,7 @@ def generate_stego(covers: Sequence[Path], out_dir: str | os.PathLike, algos: Se
                 had = {r["name"] for r in rows}
                 # a corpus names its tiles of every size alike: compare sizes too
                 resized = [r["name"] for r in rows if r["name"] in sizes and r.get("shape")
-                           and sizes[r["name"]] not in (None, _row_shape(r["shape"]))]
+                           and sizes[r["name"]] not in (None, tuple(r["shape"]))]
                 if had != names or resized:
                     extra = resized or sorted(names - had) or sorted(had - names)
                     raise ValueError(

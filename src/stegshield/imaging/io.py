@@ -13,7 +13,7 @@ import io
 import os
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -189,21 +189,29 @@ def jpeg_scans(data: bytes, limit: int = MAX_JPEG_SCANS) -> int:
     return n
 
 
-def truncated_png(got: int, need: int) -> str:
-    """The message for a PNG whose pixel stream ends early (see ``png_shortfall``)."""
-    return f"truncated PNG: its pixel data ends after {got:,} of {need:,} bytes"
-
-
-def png_maybe_filled(img: Image.Image) -> bool:
-    """Whether a decoded PNG may hold rows that Pillow filled in (zeros) because its pixel
-    stream ended early: interlaced, or its last pixel has a zero sample.  Only then is
-    ``png_shortfall`` (a second pass through zlib, as long as decoding) worth running."""
+def png_truncation(img: Image.Image, read: Callable[[], bytes]) -> str | None:
+    """"truncated PNG ..." when the decoded PNG ``img`` holds rows that Pillow filled in (with
+    zeros, without an error) because its pixel stream ended early; else None.  ``read`` gives
+    the file's bytes; it is called, and ``png_shortfall`` (a second pass through zlib, as long
+    as decoding) run, only when rows may be filled: interlaced, or a zero sample in the last
+    pixel."""
     if img.format != "PNG":
-        return False
-    if img.info.get("interlace"):
-        return True
-    last = img.getpixel((img.size[0] - 1, img.size[1] - 1))
-    return 0 in last if isinstance(last, tuple) else last == 0
+        return None
+    if not img.info.get("interlace"):
+        last = img.getpixel((img.size[0] - 1, img.size[1] - 1))
+        if not (0 in last if isinstance(last, tuple) else last == 0):
+            return None
+    short = png_shortfall(read())
+    if short is None:
+        return None
+    return f"truncated PNG: its pixel data ends after {short[0]:,} of {short[1]:,} bytes"
+
+
+def max_file_bytes(max_pixels: int) -> int:
+    """The largest image file read for a pixel limit: 8 bytes per pixel (16-bit RGBA,
+    uncompressed) plus 64 MiB of metadata, so a huge non-image file in a scanned folder, a
+    watched inbox or a pipe cannot exhaust memory."""
+    return 8 * max_pixels + 64 * 2**20
 
 
 def is_multi_frame(img: Image.Image) -> bool:
@@ -242,7 +250,7 @@ def _checked(source: str | os.PathLike[str] | bytes, max_pixels: int
     except OSError as exc:
         raise ImageError(f"{label}: cannot open: {exc.strerror or exc}") from exc
     if not fp.seekable():  # a pipe: read it once (bounded as scan bounds files) into memory
-        limit = 8 * max_pixels + (64 << 20)
+        limit = max_file_bytes(max_pixels)
         chunks, total = [], 0
         with fp:  # in pieces: read(limit + 1) reserves the whole limit (576 MB) at once
             try:
@@ -348,7 +356,6 @@ def open_image(source: str | os.PathLike[str] | bytes,
             bits = _gray_bits(img)  # from the tile list, which load() empties
             metadata = _metadata(img)
             img.load()
-            filled = png_maybe_filled(img)
             fmt, mode = img.format or "?", _mode(img)
             if mode == "LA" and img.mode == "L":  # tRNS grey key: as scaled by the decoder
                 key = int(img.info["transparency"]) * 255 // (2**bits - 1)
@@ -359,16 +366,12 @@ def open_image(source: str | os.PathLike[str] | bytes,
         except Exception as exc:
             raise ImageError(f"{label}: corrupt or truncated image ({exc})") from exc
         lossy = bool(img.info.get("stegshield.lossy", False))
-        if filled:  # the bytes just decoded, re-read from the same open file
-            try:
-                fp.seek(0)
-                data = fp.read()
-            except OSError as exc:
-                raise ImageError(f"{label}: cannot read this PNG twice to check that it is "
-                                 "complete (a pipe?); save it to a file first") from exc
-            short = png_shortfall(data)
-            if short:
-                raise ImageError(f"{label}: {truncated_png(*short)}")
+        try:  # the bytes just decoded, re-read from the same open file (a pipe is in memory)
+            why = png_truncation(img, lambda: (fp.seek(0), fp.read())[1])
+        except OSError as exc:
+            raise ImageError(f"{label}: cannot read: {exc.strerror or exc}") from exc
+        if why:
+            raise ImageError(f"{label}: {why}")
     if arr.dtype != np.uint8:
         raise ImageError(f"{label}: unsupported sample type {arr.dtype}")
     return LoadedImage(pixels=np.array(arr, copy=True), mode=mode, format=fmt, lossy=lossy,
@@ -425,6 +428,12 @@ def output_format(path: str | os.PathLike[str], mode: str) -> str:
 
 #: Array rank and channels of each mode.
 _MODE_SHAPES = {"L": (2, 1), "LA": (3, 2), "RGB": (3, 3), "RGBA": (3, 4)}
+
+
+def pixel_shape(width: int, height: int, mode: str) -> tuple[int, ...]:
+    """The shape of the pixel array of a ``mode`` image (H×W for L, H×W×C otherwise)."""
+    ndim, channels = _MODE_SHAPES[mode]
+    return (height, width) if ndim == 2 else (height, width, channels)
 
 
 def array_mismatch(pixels: object, mode: str) -> str | None:

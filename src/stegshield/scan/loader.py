@@ -27,10 +27,8 @@ from ..imaging.io import (
     OPEN_FORMATS,
     is_multi_frame,
     jpeg_scans,
-    png_maybe_filled,
-    truncated_png,
+    png_truncation,
 )
-from ..imaging.png import png_shortfall
 
 __all__ = ["IMAGE_EXTENSIONS", "ScanImage", "load_for_scan"]
 
@@ -143,9 +141,9 @@ def load_for_scan(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanImag
                     scan.notes.append("16-bit image reduced to 8 bits (data in the low byte "
                                       "is not seen)")
                 img.load()
-                short = png_shortfall(data) if png_maybe_filled(img) else None
-                if short:
-                    raise ImageError(truncated_png(*short))
+                why = png_truncation(img, lambda: data)
+                if why:
+                    raise ImageError(why)
                 arr = _convert(img, scan)
             except ImageError:
                 raise

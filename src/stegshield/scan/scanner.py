@@ -27,6 +27,7 @@ import numpy as np
 
 from ..analysis.base import MIN_PIXELS, MIN_SIDE
 from ..imaging import DEFAULT_MAX_PIXELS, ImageError
+from ..imaging.io import max_file_bytes
 from ..runtime import tune_malloc
 from .choices import DETECTOR_CHOICES
 from .loader import IMAGE_EXTENSIONS, ScanImage, load_for_scan
@@ -279,13 +280,6 @@ class Scanner:
                               f"{limit:,} for --max-pixels {self.options.max_pixels:,})",
                               seconds=time.perf_counter() - t0)
         return self.scan_bytes(data, str(path))
-
-
-def max_file_bytes(max_pixels: int) -> int:
-    """The largest file ``scan`` reads for a pixel limit: 8 bytes per pixel (16-bit RGBA,
-    uncompressed) plus 64 MiB of metadata, so a huge non-image file in a scanned folder or a
-    watched inbox cannot exhaust memory."""
-    return 8 * max_pixels + 64 * 2**20
 
 
 def iter_image_paths(paths: Iterable[str | os.PathLike[str]], recursive: bool = False,

@@ -12,11 +12,6 @@ import click
 from ..cli_support import fail as _fail
 
 
-def _model_file(name: str) -> bool:
-    """A CNN model file given as a detector (``stegshield train``'s detector.safetensors)."""
-    return name.endswith(".safetensors") and Path(name).is_file()
-
-
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--detector", "-d", "detectors", multiple=True, required=True,
               help="Registered detector name (chi_square, rs, spa, ws, ...) or a trained "
@@ -52,7 +47,7 @@ def evaluate(detectors: tuple[str, ...], covers_dir: Path, stego_dirs: tuple[Pat
     positives and, for payload estimators, the error of the payload estimate against the
     stego manifest's true payload.
     """
-    from ..analysis import available_detectors
+    from ..analysis import available_detectors, is_model_file
     from ..datasets.stego import list_covers
     from ..imaging import ImageError
     from . import evaluate as ev
@@ -62,7 +57,7 @@ def evaluate(detectors: tuple[str, ...], covers_dir: Path, stego_dirs: tuple[Pat
     missing = [n for n in names if n.endswith(".safetensors") and not Path(n).is_file()]
     if missing:
         _fail(f"{missing[0]}: no such model file")
-    unknown = [n for n in names if n not in available_detectors() and not _model_file(n)]
+    unknown = [n for n in names if n not in available_detectors() and not is_model_file(n)]
     if not names or unknown:
         _fail(f"unknown detector {', '.join(unknown) or '(none)'}; available: "
               f"{', '.join(available_detectors())}, or a trained model's .safetensors file")

@@ -297,15 +297,14 @@ def evaluate(detectors: Sequence[str], covers: Sequence[Path], stego_sets: Seque
              *, jobs: int = 1, progress: bool | None = None,
              covers_label: str = "") -> EvaluationReport:
     """Score covers and stego images with every detector and compute the metrics."""
-    from ..analysis import available_detectors
+    from ..analysis import available_detectors, is_model_file
 
-    unknown = [d for d in detectors if d not in available_detectors()
-               and not (d.endswith(".safetensors") and Path(d).is_file())]
+    unknown = [d for d in detectors if d not in available_detectors() and not is_model_file(d)]
     if unknown:
         raise KeyError(f"unknown detector {', '.join(unknown)}; available: "
                        f"{', '.join(available_detectors())}")
     for d in detectors:  # load each once, here: a bad model file failed once per image
-        if d.endswith(".safetensors"):
+        if is_model_file(d):
             try:
                 _detector(d)
             except Exception as exc:
